@@ -1,0 +1,7 @@
+//! agent-glue: the only crate that knows Kubernetes. It turns `cilium.io` resources (from the
+//! API server or from a directory of manifests) into the plain configuration of the core crates
+//! (`bgp`, `lbipam`, `l2announce`, `ebpf`), runs their reconcilers, writes status back, and
+//! serves the local API behind the `lbspeaker` CLI.
+//!
+//! Only the command-line skeleton exists so far; the daemon arrives with the `lbspeaker run`
+//! issue.
