@@ -1,0 +1,684 @@
+//! Topology files: which network namespaces a lab has, how they are wired, and what runs in
+//! each, in the spirit of containerlab's `*.clab.yml`.
+//!
+//! ```yaml
+//! name: pair
+//! nodes:
+//!   tor:
+//!     kind: frr                 # host (default) | bridge | frr | gobgpd | bird
+//!     config: tor.conf          # FRR configuration, relative to this file (or `bgp:` below)
+//!     interfaces: { eth1: [10.0.0.1/24] }
+//!   node1:
+//!     kind: gobgpd
+//!     interfaces: { eth1: [10.0.0.2/24], lo: [10.99.0.1/32] }
+//!     routes: ["10.1.0.0/16 via 10.0.0.1"]
+//!     bgp:
+//!       asn: 65001
+//!       router-id: 10.0.0.2
+//!       announce: [172.20.0.0/24]
+//!       neighbors: [{ address: 10.0.0.1, asn: 65000, hold-time: 9, keepalive: 3 }]
+//! links:
+//!   - endpoints: [tor:eth1, node1:eth1]
+//! ```
+//!
+//! A `bridge` node is a namespace holding one Linux bridge (`br0`) to which every link ending
+//! on it is attached: that is how a shared segment (several nodes on one subnet) is built
+//! without touching the host's own interfaces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Everything that can be wrong with a topology file, with enough context to fix it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopologyError {
+    /// The YAML does not parse into the topology schema.
+    #[error("topology {source_name}: {message}")]
+    Parse {
+        /// Where the topology came from (a path or a built-in name).
+        source_name: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A file the topology refers to cannot be read.
+    #[error("topology {source_name}: cannot read {path}: {error}")]
+    File {
+        /// Where the topology came from.
+        source_name: String,
+        /// The file that could not be read.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// Neither a built-in topology of that name nor a readable file.
+    #[error("no topology named {0:?}: built-in topologies are {builtins}; or give a path to a YAML file", builtins = BUILTIN_NAMES.join(", "))]
+    Unknown(String),
+    /// The topology parses but does not make sense.
+    #[error("topology {topology}: {message}")]
+    Invalid {
+        /// The topology's name.
+        topology: String,
+        /// What is wrong, naming the node, link or field.
+        message: String,
+    },
+}
+
+/// A lab: named nodes (each one network namespace) and the veth links between them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Topology {
+    /// Short name; the default namespace prefix of a lab built from it.
+    pub name: String,
+    /// What the lab is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The nodes by name. Names become part of namespace names.
+    pub nodes: BTreeMap<String, Node>,
+    /// Point-to-point veth links.
+    #[serde(default)]
+    pub links: Vec<Link>,
+    /// Contents of the files the nodes' `config` fields name, read when the topology was
+    /// loaded, so that a lab never depends on the working directory.
+    #[serde(skip)]
+    pub files: BTreeMap<String, String>,
+}
+
+/// One network namespace and what runs in it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Node {
+    /// What the node runs.
+    #[serde(default)]
+    pub kind: NodeKind,
+    /// For `frr`: the configuration file given to bgpd, verbatim (relative to the topology).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// Addresses per interface. `lo` may carry addresses; other names must be link endpoints.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interfaces: BTreeMap<String, Vec<IpNet>>,
+    /// Static routes, `"PREFIX via ADDRESS"` (or `"default via ADDRESS"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<StaticRoute>,
+    /// Extra sysctls inside the namespace, e.g. `net.ipv4.ip_forward: "1"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// BGP settings rendered into the daemon's own configuration language (gobgpd, bird, and
+    /// frr when no `config` file is given), so every daemon gets the same semantics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpSpec>,
+}
+
+/// What runs in a node.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    /// A plain host: addresses and routes, no daemon.
+    #[default]
+    Host,
+    /// A shared segment: a namespace with one bridge that all its links join.
+    Bridge,
+    /// FRR: its own zebra and bgpd.
+    Frr,
+    /// GoBGP's gobgpd, with routes injected through its gRPC API.
+    Gobgpd,
+    /// BIRD 2.
+    Bird,
+}
+
+impl NodeKind {
+    /// Whether this kind runs a BGP daemon.
+    pub fn runs_bgp(self) -> bool {
+        matches!(self, NodeKind::Frr | NodeKind::Gobgpd | NodeKind::Bird)
+    }
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeKind::Host => "host",
+            NodeKind::Bridge => "bridge",
+            NodeKind::Frr => "frr",
+            NodeKind::Gobgpd => "gobgpd",
+            NodeKind::Bird => "bird",
+        })
+    }
+}
+
+/// BGP settings shared by the gobgpd, bird and frr renderers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BgpSpec {
+    /// Local AS number.
+    pub asn: u32,
+    /// BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Accept incoming sessions on port 179. Off by default, as a Cilium node (which only
+    /// dials out) behaves; FRR and BIRD always listen.
+    #[serde(default)]
+    pub listen: bool,
+    /// Prefixes this node originates (origin IGP, next hop self).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announce: Vec<IpNet>,
+    /// The peers.
+    #[serde(default)]
+    pub neighbors: Vec<NeighborSpec>,
+}
+
+/// One BGP peer of a [`BgpSpec`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NeighborSpec {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// The peer's AS.
+    pub asn: u32,
+    /// Hold time in seconds (the daemon's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_time: Option<u16>,
+    /// Keepalive interval in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<u16>,
+    /// Connect-retry interval in seconds; labs default to 1 s so that a first refused
+    /// connection does not leave a session idle for two minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_retry: Option<u16>,
+    /// eBGP multihop TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multihop: Option<u8>,
+    /// TCP MD5 password (RFC 2385).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Graceful restart with this restart time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_restart: Option<u16>,
+}
+
+impl NeighborSpec {
+    /// The connect-retry interval the renderers use.
+    pub fn connect_retry_or_default(&self) -> u16 {
+        self.connect_retry.unwrap_or(1)
+    }
+}
+
+/// A veth link between two node interfaces.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// The two ends, each `node:interface`.
+    pub endpoints: [Endpoint; 2],
+}
+
+/// One end of a link: `node:interface`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// Node name.
+    pub node: String,
+    /// Interface name inside the node's namespace.
+    pub interface: String,
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some((node, interface)) if !node.is_empty() && !interface.is_empty() => Ok(Endpoint {
+                node: node.to_owned(),
+                interface: interface.to_owned(),
+            }),
+            _ => Err(format!(
+                "link endpoint {s:?} is not of the form node:interface"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.node, self.interface)
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A static route: `PREFIX via ADDRESS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRoute {
+    /// Destination.
+    pub prefix: IpNet,
+    /// Next hop.
+    pub via: IpAddr,
+}
+
+impl FromStr for StaticRoute {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let [dest, "via", via] = words.as_slice() else {
+            return Err(format!(
+                "route {s:?} is not of the form \"PREFIX via ADDRESS\""
+            ));
+        };
+        let via: IpAddr = via
+            .parse()
+            .map_err(|_| format!("route {s:?}: {via:?} is not an IP address"))?;
+        let prefix = if *dest == "default" {
+            match via {
+                IpAddr::V4(_) => IpNet::from_str("0.0.0.0/0"),
+                IpAddr::V6(_) => IpNet::from_str("::/0"),
+            }
+            .map_err(|e| e.to_string())?
+        } else {
+            dest.parse()
+                .map_err(|_| format!("route {s:?}: {dest:?} is not a prefix"))?
+        };
+        if prefix.addr().is_ipv4() != via.is_ipv4() {
+            return Err(format!("route {s:?} mixes address families"));
+        }
+        Ok(StaticRoute { prefix, via })
+    }
+}
+
+impl fmt::Display for StaticRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} via {}", self.prefix, self.via)
+    }
+}
+
+impl Serialize for StaticRoute {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StaticRoute {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The topologies compiled into frr-lab, by name.
+pub const BUILTIN_NAMES: &[&str] = &["seed"];
+
+/// `(topology name, file name, contents)` of every file of the built-in topologies.
+const BUILTIN_FILES: &[(&str, &str, &str)] = &[
+    (
+        "seed",
+        "topology.yaml",
+        include_str!("../topologies/seed/topology.yaml"),
+    ),
+    (
+        "seed",
+        "frr-tor.conf",
+        include_str!("../topologies/seed/frr-tor.conf"),
+    ),
+];
+
+impl Topology {
+    /// A built-in topology by name, or else a YAML file at that path.
+    pub fn load(name_or_path: &str) -> Result<Topology, TopologyError> {
+        if let Some(t) = Topology::builtin(name_or_path) {
+            return t;
+        }
+        let path = Path::new(name_or_path);
+        if path.is_file() {
+            return Topology::from_file(path);
+        }
+        Err(TopologyError::Unknown(name_or_path.to_owned()))
+    }
+
+    /// A topology compiled into frr-lab.
+    pub fn builtin(name: &str) -> Option<Result<Topology, TopologyError>> {
+        let yaml = builtin_file(name, "topology.yaml")?;
+        Some(Topology::from_yaml(yaml, name, |file| {
+            builtin_file(name, file).map(str::to_owned).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not a file of this topology")
+            })
+        }))
+    }
+
+    /// A topology file; `config` files are read relative to its directory.
+    pub fn from_file(path: &Path) -> Result<Topology, TopologyError> {
+        let source_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| TopologyError::File {
+            source_name: source_name.clone(),
+            path: path.to_owned(),
+            error,
+        })?;
+        let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Topology::from_yaml(&text, &source_name, |file| {
+            std::fs::read_to_string(dir.join(file))
+        })
+    }
+
+    /// Parses and validates a topology, reading referenced files through `read_file`.
+    pub fn from_yaml(
+        yaml: &str,
+        source_name: &str,
+        mut read_file: impl FnMut(&str) -> std::io::Result<String>,
+    ) -> Result<Topology, TopologyError> {
+        let mut topology: Topology =
+            serde_saphyr::from_str(yaml).map_err(|e| TopologyError::Parse {
+                source_name: source_name.to_owned(),
+                message: e.to_string(),
+            })?;
+        for node in topology.nodes.values() {
+            if let Some(file) = &node.config {
+                let text = read_file(file).map_err(|error| TopologyError::File {
+                    source_name: source_name.to_owned(),
+                    path: PathBuf::from(file),
+                    error,
+                })?;
+                topology.files.insert(file.clone(), text);
+            }
+        }
+        topology.validate()?;
+        Ok(topology)
+    }
+
+    /// The contents of a node's `config` file, if it has one.
+    pub fn config_text(&self, node: &str) -> Option<&str> {
+        let file = self.nodes.get(node)?.config.as_ref()?;
+        self.files.get(file).map(String::as_str)
+    }
+
+    /// Node names in start order: bridges and hosts, then gobgpd and BIRD, then FRR. FRR
+    /// connects to its neighbors once at start-up and then only every connect-retry interval
+    /// (120 s unless configured), so the speakers it dials should already be listening; those
+    /// that only dial out retry on their own.
+    pub fn start_order(&self) -> Vec<&str> {
+        let rank = |k: NodeKind| match k {
+            NodeKind::Bridge | NodeKind::Host => 0,
+            NodeKind::Gobgpd | NodeKind::Bird => 1,
+            NodeKind::Frr => 2,
+        };
+        let mut names: Vec<&str> = self.nodes.keys().map(String::as_str).collect();
+        names.sort_by_key(|n| self.nodes.get(*n).map(|node| rank(node.kind)));
+        names
+    }
+
+    /// Checks everything that can be checked without touching the system.
+    pub fn validate(&self) -> Result<(), TopologyError> {
+        let invalid = |message: String| TopologyError::Invalid {
+            topology: self.name.clone(),
+            message,
+        };
+        if !valid_name(&self.name, 24) {
+            return Err(invalid(format!(
+                "name {:?} must be 1-24 characters of a-z, 0-9 and '-'",
+                self.name
+            )));
+        }
+        if self.nodes.is_empty() {
+            return Err(invalid("has no nodes".into()));
+        }
+        let mut linked: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for (i, link) in self.links.iter().enumerate() {
+            for end in &link.endpoints {
+                let Some(node) = self.nodes.get(&end.node) else {
+                    return Err(invalid(format!(
+                        "link {} names unknown node {:?}",
+                        i + 1,
+                        end.node
+                    )));
+                };
+                if !valid_ifname(&end.interface) || end.interface == "lo" {
+                    return Err(invalid(format!(
+                        "link {}: interface {:?} must be 1-15 characters of a-z, 0-9, '-', '_' or '.', and not lo",
+                        i + 1,
+                        end.interface
+                    )));
+                }
+                if node.kind == NodeKind::Bridge && end.interface == "br0" {
+                    return Err(invalid(format!("link {}: br0 is the bridge itself", i + 1)));
+                }
+                if !linked.insert((end.node.as_str(), end.interface.as_str())) {
+                    return Err(invalid(format!("interface {end} is used by two links")));
+                }
+            }
+            if link.endpoints[0].node == link.endpoints[1].node {
+                return Err(invalid(format!("link {} loops back to one node", i + 1)));
+            }
+        }
+        for (name, node) in &self.nodes {
+            if !valid_name(name, 24) {
+                return Err(invalid(format!(
+                    "node name {name:?} must be 1-24 characters of a-z, 0-9 and '-'"
+                )));
+            }
+            for interface in node.interfaces.keys() {
+                if interface != "lo" && !linked.contains(&(name.as_str(), interface.as_str())) {
+                    return Err(invalid(format!(
+                        "node {name}: interface {interface} has addresses but no link"
+                    )));
+                }
+            }
+            match node.kind {
+                NodeKind::Bridge => {
+                    if !node.interfaces.is_empty() || !node.routes.is_empty() || node.bgp.is_some()
+                    {
+                        return Err(invalid(format!(
+                            "node {name}: a bridge has no addresses, routes or BGP"
+                        )));
+                    }
+                }
+                NodeKind::Frr => {
+                    if node.config.is_none() && node.bgp.is_none() {
+                        return Err(invalid(format!(
+                            "node {name}: an frr node needs `config` (a file) or `bgp`"
+                        )));
+                    }
+                }
+                NodeKind::Gobgpd | NodeKind::Bird => {
+                    if node.bgp.is_none() {
+                        return Err(invalid(format!(
+                            "node {name}: a {} node needs `bgp`",
+                            node.kind
+                        )));
+                    }
+                }
+                NodeKind::Host => {
+                    if node.bgp.is_some() {
+                        return Err(invalid(format!(
+                            "node {name}: `bgp` needs a daemon kind (frr, gobgpd or bird)"
+                        )));
+                    }
+                }
+            }
+            if node.config.is_some() && node.kind != NodeKind::Frr {
+                return Err(invalid(format!("node {name}: `config` is for frr nodes")));
+            }
+            if let Some(bgp) = &node.bgp {
+                for n in &bgp.neighbors {
+                    if let (Some(hold), Some(keepalive)) = (n.hold_time, n.keepalive)
+                        && hold != 0
+                        && (hold < 3 || keepalive > hold)
+                    {
+                        return Err(invalid(format!(
+                            "node {name}: neighbor {}: hold time {hold} must be 0 or >= 3 and not below keepalive {keepalive}",
+                            n.address
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn builtin_file(topology: &str, file: &str) -> Option<&'static str> {
+    BUILTIN_FILES
+        .iter()
+        .find(|(t, f, _)| *t == topology && *f == file)
+        .map(|(_, _, text)| *text)
+}
+
+/// Node and topology names become namespace names: keep them short and shell-safe.
+pub(crate) fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
+fn valid_ifname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Topology, TopologyError> {
+        Topology::from_yaml(yaml, "test", |f| Ok(format!("! contents of {f}\n")))
+    }
+
+    #[test]
+    fn seed_topology_matches_the_field_lab() {
+        let t = Topology::load("seed").unwrap();
+        assert_eq!(t.name, "seed");
+        let tor = &t.nodes["tor"];
+        assert_eq!(tor.kind, NodeKind::Frr);
+        assert_eq!(
+            t.config_text("tor").unwrap(),
+            include_str!("../topologies/seed/frr-tor.conf")
+        );
+        let addr = |node: &str, ifname: &str| t.nodes[node].interfaces[ifname][0].to_string();
+        assert_eq!(addr("tor", "eth1"), "192.168.10.200/24");
+        assert_eq!(addr("tor", "eth2"), "192.168.20.200/24");
+        assert_eq!(addr("node1", "eth1"), "192.168.10.100/24");
+        assert_eq!(addr("node2", "eth1"), "192.168.10.101/24");
+        assert_eq!(addr("node3", "eth1"), "192.168.10.102/24");
+        assert_eq!(addr("node4", "eth1"), "192.168.20.100/24");
+        for n in ["node1", "node2", "node3"] {
+            assert_eq!(
+                t.nodes[n].routes,
+                vec!["192.168.20.0/24 via 192.168.10.200".parse().unwrap()]
+            );
+        }
+        assert_eq!(
+            t.nodes["node4"].routes,
+            vec!["192.168.10.0/24 via 192.168.20.200".parse().unwrap()]
+        );
+        let pod_cidrs: Vec<String> = ["node1", "node2", "node3", "node4"]
+            .iter()
+            .map(|n| t.nodes[*n].bgp.as_ref().unwrap().announce[0].to_string())
+            .collect();
+        assert_eq!(
+            pod_cidrs,
+            [
+                "172.20.0.0/24",
+                "172.20.1.0/24",
+                "172.20.2.0/24",
+                "172.20.3.0/24"
+            ]
+        );
+        let node4 = t.nodes["node4"].bgp.as_ref().unwrap();
+        assert_eq!(node4.neighbors[0].multihop, Some(2));
+        assert_eq!(node4.neighbors[0].address.to_string(), "192.168.10.200");
+    }
+
+    #[test]
+    fn start_order_puts_speakers_before_the_frr_router() {
+        let t = Topology::load("seed").unwrap();
+        let order = t.start_order();
+        let pos = |n: &str| order.iter().position(|x| *x == n).unwrap();
+        assert!(pos("sw1") < pos("node1"));
+        assert!(pos("node4") < pos("tor"));
+    }
+
+    #[test]
+    fn link_to_unknown_node_is_rejected_with_its_name() {
+        let err = parse("name: t\nnodes: {a: {}}\nlinks:\n  - endpoints: [a:eth1, b:eth1]\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown node \"b\""), "{err}");
+    }
+
+    #[test]
+    fn interface_used_twice_is_rejected() {
+        let err = parse(
+            "name: t\nnodes: {a: {}, b: {}, c: {}}\nlinks:\n  - endpoints: [a:eth1, b:eth1]\n  - endpoints: [a:eth1, c:eth1]\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("a:eth1 is used by two links"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn addresses_on_an_unlinked_interface_are_rejected() {
+        let err = parse("name: t\nnodes:\n  a: {interfaces: {eth9: [10.0.0.1/24]}}\n").unwrap_err();
+        assert!(
+            err.to_string().contains("eth9 has addresses but no link"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = parse("name: t\nnodes:\n  a: {kind: host, colour: red}\n").unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn gobgpd_without_bgp_is_rejected() {
+        let err = parse("name: t\nnodes:\n  a: {kind: gobgpd}\n").unwrap_err();
+        assert!(err.to_string().contains("needs `bgp`"), "{err}");
+    }
+
+    #[test]
+    fn long_interface_names_are_rejected() {
+        let err = parse(
+            "name: t\nnodes: {a: {}, b: {}}\nlinks:\n  - endpoints: [a:averyveryverylongname, b:eth1]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("1-15 characters"), "{err}");
+    }
+
+    #[test]
+    fn routes_parse_with_default_and_reject_mixed_families() {
+        let r: StaticRoute = "default via 10.0.0.1".parse().unwrap();
+        assert_eq!(r.prefix.to_string(), "0.0.0.0/0");
+        let r: StaticRoute = "default via fd00::1".parse().unwrap();
+        assert_eq!(r.prefix.to_string(), "::/0");
+        assert!("10.0.0.0/8 via fd00::1".parse::<StaticRoute>().is_err());
+        assert!("10.0.0.0/8 dev eth0".parse::<StaticRoute>().is_err());
+    }
+
+    #[test]
+    fn bad_hold_time_is_rejected() {
+        let err = parse(
+            "name: t\nnodes:\n  a:\n    kind: gobgpd\n    bgp: {asn: 1, router-id: 1.1.1.1, neighbors: [{address: 10.0.0.1, asn: 2, hold-time: 2, keepalive: 1}]}\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("hold time 2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_topology_names_the_builtins() {
+        let err = Topology::load("no-such-topology").unwrap_err();
+        assert!(err.to_string().contains("seed"), "{err}");
+    }
+}
