@@ -57,9 +57,10 @@ pub struct Update {
     /// Malformations found while decoding (RFC 7606), in order; empty when well formed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<AttributeError>,
-    /// The sender's attribute order and flags, so re-encoding gives its bytes back.
+    /// The attribute order and flags the sender used, so re-encoding gives its bytes back.
+    /// Set by decoding; `None` encodes in canonical order. Not compared by `==`.
     #[serde(skip)]
-    layout: Option<super::attr::Layout>,
+    pub layout: Option<super::attr::Layout>,
 }
 
 impl PartialEq for Update {

@@ -22,9 +22,9 @@ use crate::wire::open::AS_TRANS;
 
 const MAX_LAYOUT: usize = 32;
 
-/// The order and flags of the attributes of a decoded UPDATE.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Layout {
+/// The order and flags of the attributes of a decoded UPDATE (opaque; at most 32 kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Layout {
     entries: [(u8, u8); MAX_LAYOUT],
     len: u8,
 }

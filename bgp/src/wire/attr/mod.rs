@@ -27,7 +27,8 @@ use serde::{Serialize, Serializer};
 pub use aspath::{AsPath, AsSegment, SegmentType};
 pub use community::{Community, ExtendedCommunity, LargeCommunity};
 pub(crate) use decode::{AttrBlock, decode_attributes};
-pub(crate) use encode::{Layout, encode_attributes};
+pub use encode::Layout;
+pub(crate) use encode::encode_attributes;
 
 use super::family::Family;
 use super::nlri::Nlri;
