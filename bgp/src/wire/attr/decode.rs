@@ -183,7 +183,7 @@ pub(crate) fn decode_attributes(
                 .with_data(whole));
             }
             out.attrs.unknown.push(RawAttribute {
-                flags,
+                flags: flags & !FLAG_EXTENDED_LENGTH,
                 type_code,
                 value: value.to_vec(),
             });
@@ -404,7 +404,7 @@ fn decode_mp_reach(
     }
     if !family.is_ip() {
         out.other_mp.push(RawAttribute {
-            flags,
+            flags: flags & !FLAG_EXTENDED_LENGTH,
             type_code: tc::MP_REACH_NLRI,
             value: value.to_vec(),
         });
@@ -463,7 +463,7 @@ fn decode_mp_unreach(
     let family = Family::new(afi, safi);
     if !family.is_ip() {
         out.other_mp.push(RawAttribute {
-            flags,
+            flags: flags & !FLAG_EXTENDED_LENGTH,
             type_code: tc::MP_UNREACH_NLRI,
             value: value.to_vec(),
         });

@@ -129,7 +129,7 @@ pub(crate) fn encode_attributes(
     }
     for a in &attrs.unknown {
         if !is_done(&done, a.type_code) {
-            write_raw(a, out)?;
+            write_raw(a, false, out)?;
         }
     }
     Ok(())
@@ -149,13 +149,11 @@ fn header(out: &mut BytesMut, flags: u8, type_code: u8, len: usize) -> Result<()
     Ok(())
 }
 
-fn write_raw(a: &RawAttribute, out: &mut BytesMut) -> Result<(), EncodeError> {
-    header(
-        out,
-        a.flags & !FLAG_EXTENDED_LENGTH,
-        a.type_code,
-        a.value.len(),
-    )?;
+/// Writes a kept attribute; its length field is two octets when `extended` or needed.
+fn write_raw(a: &RawAttribute, extended: bool, out: &mut BytesMut) -> Result<(), EncodeError> {
+    let ext = if extended { FLAG_EXTENDED_LENGTH } else { 0 };
+    let flags = (a.flags & !FLAG_EXTENDED_LENGTH) | ext;
+    header(out, flags, a.type_code, a.value.len())?;
     out.put_slice(&a.value);
     Ok(())
 }
@@ -177,6 +175,10 @@ impl Writer<'_> {
 
     fn write(&self, t: u8, out: &mut BytesMut) -> Result<(), EncodeError> {
         let a = self.attrs;
+        let hinted_ext = self
+            .layout
+            .and_then(|l| l.flags_for(t))
+            .is_some_and(|f| f & FLAG_EXTENDED_LENGTH != 0);
         let four = self.ctx.four_octet_as;
         const WK: u8 = FLAG_TRANSITIVE;
         const OT: u8 = FLAG_OPTIONAL | FLAG_TRANSITIVE;
@@ -188,7 +190,7 @@ impl Writer<'_> {
                     encode_mp_reach(m, self.ctx, ext, out)?;
                 } else {
                     for raw in self.other_mp.iter().filter(|r| r.type_code == t) {
-                        write_raw(raw, out)?;
+                        write_raw(raw, hinted_ext, out)?;
                     }
                 }
             }
@@ -198,7 +200,7 @@ impl Writer<'_> {
                     encode_mp_unreach(m, self.ctx, ext, out)?;
                 } else {
                     for raw in self.other_mp.iter().filter(|r| r.type_code == t) {
-                        write_raw(raw, out)?;
+                        write_raw(raw, hinted_ext, out)?;
                     }
                 }
             }
@@ -319,7 +321,7 @@ impl Writer<'_> {
             }
             other => {
                 for raw in a.unknown.iter().filter(|r| r.type_code == other) {
-                    write_raw(raw, out)?;
+                    write_raw(raw, hinted_ext, out)?;
                 }
             }
         }

@@ -105,7 +105,7 @@ pub struct Aggregator {
 /// decode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RawAttribute {
-    /// Flags as received (the extended length bit is recomputed on encoding).
+    /// Flags as received, without the extended length bit (recomputed on encoding).
     pub flags: u8,
     /// Type code.
     pub type_code: u8,
