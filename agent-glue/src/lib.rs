@@ -3,5 +3,7 @@
 //! (`bgp`, `lbipam`, `l2announce`, `ebpf`), runs their reconcilers, writes status back, and
 //! serves the local API behind the `lbspeaker` CLI.
 //!
-//! Only the command-line skeleton exists so far; the daemon arrives with the `lbspeaker run`
-//! issue.
+//! Only the command line exists so far (`lbspeaker bgp decode`); the daemon arrives with the
+//! `lbspeaker run` issue.
+
+pub mod cli;

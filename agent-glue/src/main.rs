@@ -1,16 +1,25 @@
 //! `lbspeaker`: the daemon, the operator and the CLI in one binary.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// BGP control plane, LB-IPAM and L2 announcements for bare-metal Kubernetes, driven by the
 /// cilium.io resources.
 #[derive(Debug, Parser)]
 #[command(name = "lbspeaker", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// BGP tools.
+    #[command(subcommand)]
+    Bgp(agent_glue::cli::bgp::BgpCommand),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    anyhow::bail!(
-        "lbspeaker has no subcommands yet: the daemon (`lbspeaker run`) arrives with a later issue"
-    )
+    match Cli::parse().command {
+        Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd),
+    }
 }

@@ -1,0 +1,6 @@
+//! The `lbspeaker` command line: each command group in a module of its own, so that
+//! `main.rs` only dispatches.
+
+pub mod bgp;
+pub mod decode;
+pub mod pcap;
