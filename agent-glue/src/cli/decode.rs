@@ -42,7 +42,11 @@ fn parse_family(s: &str) -> Result<Family, String> {
         "ipv6-unicast" | "ipv6" => Family::IPV6_UNICAST,
         "ipv4-multicast" => Family::IPV4_MULTICAST,
         "ipv6-multicast" => Family::IPV6_MULTICAST,
-        _ => return Err(format!("unknown family {s:?} (ipv4-unicast, ipv6-unicast, ipv4-multicast, ipv6-multicast)")),
+        _ => {
+            return Err(format!(
+                "unknown family {s:?} (ipv4-unicast, ipv6-unicast, ipv4-multicast, ipv6-multicast)"
+            ));
+        }
     })
 }
 
@@ -229,7 +233,10 @@ mod tests {
         let out = decode_hex("0017 02 0000 0009", &args(&[])).unwrap();
         assert_eq!(out[0]["rfc7606_action"], "session-reset");
         assert_eq!(out[0]["notification"]["code"], 3);
-        assert_eq!(out[0]["notification"]["subcode_name"], "Malformed Attribute List");
+        assert_eq!(
+            out[0]["notification"]["subcode_name"],
+            "Malformed Attribute List"
+        );
         assert_eq!(out[0]["offset"], 21);
     }
 

@@ -109,7 +109,10 @@ impl Flow {
                     }
                 }
             }
-            let Some(len) = self.buf.get(16..18).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            let Some(len) = self
+                .buf
+                .get(16..18)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
             else {
                 return out;
             };
@@ -196,7 +199,9 @@ pub fn read_tcp_streams(
     mut each: impl FnMut(Segment<'_>),
 ) -> anyhow::Result<()> {
     let mut data = Vec::new();
-    input.read_to_end(&mut data).context("cannot read the capture")?;
+    input
+        .read_to_end(&mut data)
+        .context("cannot read the capture")?;
     let mut flows: HashMap<(String, String), Flow> = HashMap::new();
     let mut packet = |time: Duration, link: DataLink, frame: &[u8]| {
         let Some((src, dst, tcp)) = ip_payload(link, frame).and_then(tcp_of) else {
@@ -205,12 +210,14 @@ pub fn read_tcp_streams(
         let (Some(sp), Some(dp)) = (tcp.get(0..2), tcp.get(2..4)) else {
             return;
         };
-        let (sp, dp) = (u16::from_be_bytes([sp[0], sp[1]]), u16::from_be_bytes([dp[0], dp[1]]));
+        let (sp, dp) = (
+            u16::from_be_bytes([sp[0], sp[1]]),
+            u16::from_be_bytes([dp[0], dp[1]]),
+        );
         if sp != port && dp != port {
             return;
         }
-        let (Some(seq), Some(&off), Some(&flags)) =
-            (tcp.get(4..8), tcp.get(12), tcp.get(13))
+        let (Some(seq), Some(&off), Some(&flags)) = (tcp.get(4..8), tcp.get(12), tcp.get(13))
         else {
             return;
         };
@@ -231,18 +238,21 @@ pub fn read_tcp_streams(
     let magic = data.get(0..4).unwrap_or_default();
     if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
         let mut r = PcapNgReader::new(data.as_slice()).context("not a pcapng file")?;
+        // Link types of the current section's interfaces, by interface id.
+        let mut links: Vec<DataLink> = Vec::new();
         while let Some(block) = r.next_block() {
-            let block = block.context("corrupt pcapng block")?;
-            match block {
+            match block.context("corrupt pcapng block")? {
+                Block::SectionHeader(_) => links.clear(),
+                Block::InterfaceDescription(i) => links.push(i.linktype),
                 Block::EnhancedPacket(p) => {
-                    let link = r
-                        .interfaces()
+                    let link = links
                         .get(p.interface_id as usize)
-                        .map_or(DataLink::ETHERNET, |i| i.linktype);
+                        .copied()
+                        .unwrap_or(DataLink::ETHERNET);
                     packet(p.timestamp, link, &p.data);
                 }
                 Block::SimplePacket(p) => {
-                    let link = r.interfaces().first().map_or(DataLink::ETHERNET, |i| i.linktype);
+                    let link = links.first().copied().unwrap_or(DataLink::ETHERNET);
                     packet(Duration::ZERO, link, &p.data);
                 }
                 _ => {}

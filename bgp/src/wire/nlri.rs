@@ -97,93 +97,109 @@ pub(crate) struct NlriError {
     pub(crate) what: &'static str,
 }
 
-/// Walks a prefix field without decoding it: checks every length and returns the count.
-fn validate(buf: &[u8], max_len: u8, add_path: bool) -> Result<usize, NlriError> {
-    let mut pos = 0usize;
-    let mut count = 0usize;
-    let id_len = if add_path { 4 } else { 0 };
-    while pos < buf.len() {
-        let len_at = pos + id_len;
-        let Some(&len) = buf.get(len_at) else {
-            return Err(NlriError {
-                at: pos,
-                what: "path identifier truncated",
-            });
-        };
-        if len > max_len {
-            return Err(NlriError {
-                at: len_at,
-                what: "prefix length exceeds the address length",
-            });
-        }
-        let end = len_at + 1 + usize::from(len).div_ceil(8);
-        if end > buf.len() {
-            return Err(NlriError {
-                at: len_at,
-                what: "prefix runs past the end of the field",
-            });
-        }
-        pos = end;
-        count += 1;
-    }
-    Ok(count)
-}
-
 /// Decodes a prefix field of an IPv4 (`v6 == false`) or IPv6 family, appending to `out`.
+///
+/// One pass: the vector is sized for the field's length divided by a typical prefix size
+/// (a /24 or a /48), which fits typical UPDATEs exactly and otherwise grows by doubling: a
+/// few allocations per field, never one per prefix.
 pub(crate) fn decode_prefixes(
     buf: &[u8],
     v6: bool,
     add_path: bool,
     out: &mut Vec<Nlri>,
 ) -> Result<(), NlriError> {
-    let count = validate(buf, if v6 { 128 } else { 32 }, add_path)?;
-    out.reserve_exact(count);
-    let mut rest = buf;
-    // `validate` has checked every length, so the `else` arms below are unreachable; they
-    // keep the decoder free of panics should the two ever disagree.
-    let bad = NlriError {
-        at: 0,
-        what: "prefix field changed while decoding",
+    let typical = match (v6, add_path) {
+        (false, false) => 4,
+        (false, true) => 8,
+        (true, false) => 7,
+        (true, true) => 11,
     };
+    out.reserve(buf.len() / typical + 1);
+    match (v6, add_path) {
+        (false, false) => decode_all(buf, out, |r| Ok((None, read_v4(r)?))),
+        (false, true) => decode_all(buf, out, |r| {
+            let (id, r) = r.split_first_chunk::<4>().ok_or(TRUNCATED_ID)?;
+            let p = read_v4(r).map_err(|(at, w)| (at + 4, w))?;
+            Ok((Some(u32::from_be_bytes(*id)), p))
+        }),
+        (true, false) => decode_all(buf, out, |r| Ok((None, read_v6(r)?))),
+        (true, true) => decode_all(buf, out, |r| {
+            let (id, r) = r.split_first_chunk::<4>().ok_or(TRUNCATED_ID)?;
+            let p = read_v6(r).map_err(|(at, w)| (at + 4, w))?;
+            Ok((Some(u32::from_be_bytes(*id)), p))
+        }),
+    }
+}
+
+const TRUNCATED_ID: (usize, &str) = (0, "path identifier truncated");
+const TOO_LONG: &str = "prefix length exceeds the address length";
+const TRUNCATED: &str = "prefix runs past the end of the field";
+
+/// A decoded NLRI and what follows it, or (offset within the NLRI, what was wrong).
+type Read<'a> = Result<(Option<u32>, (IpNet, &'a [u8])), (usize, &'static str)>;
+
+#[inline(always)]
+fn decode_all<'a>(
+    buf: &'a [u8],
+    out: &mut Vec<Nlri>,
+    read: impl Fn(&'a [u8]) -> Read<'a>,
+) -> Result<(), NlriError> {
+    let mut rest = buf;
     while !rest.is_empty() {
-        let path_id = if add_path {
-            let Some((id, tail)) = rest.split_first_chunk::<4>() else {
-                return Err(bad);
-            };
-            rest = tail;
-            Some(u32::from_be_bytes(*id))
-        } else {
-            None
-        };
-        let Some((&len, tail)) = rest.split_first() else {
-            return Err(bad);
-        };
-        let n = usize::from(len).div_ceil(8);
-        let Some((bytes, tail)) = tail.split_at_checked(n) else {
-            return Err(bad);
-        };
-        rest = tail;
-        let prefix = if v6 {
-            let mut a = [0u8; 16];
-            if let Some(dst) = a.get_mut(..n) {
-                dst.copy_from_slice(bytes);
+        match read(rest) {
+            Ok((path_id, (prefix, tail))) => {
+                out.push(Nlri { path_id, prefix });
+                rest = tail;
             }
-            let v = u128::from_be_bytes(a) & mask128(len);
-            Ipv6Net::new(Ipv6Addr::from(v), len).map(IpNet::V6)
-        } else {
-            let mut a = [0u8; 4];
-            if let Some(dst) = a.get_mut(..n) {
-                dst.copy_from_slice(bytes);
+            Err((at, what)) => {
+                return Err(NlriError {
+                    at: buf.len() - rest.len() + at,
+                    what,
+                });
             }
-            let v = u32::from_be_bytes(a) & mask32(len);
-            Ipv4Net::new(Ipv4Addr::from(v), len).map(IpNet::V4)
-        };
-        let Ok(prefix) = prefix else {
-            return Err(bad);
-        };
-        out.push(Nlri { path_id, prefix });
+        }
     }
     Ok(())
+}
+
+/// One IPv4 prefix (length octet and address octets) and what follows it.
+#[inline(always)]
+fn read_v4(r: &[u8]) -> Result<(IpNet, &[u8]), (usize, &'static str)> {
+    let (&len, tail) = r.split_first().ok_or((0, TRUNCATED))?;
+    let n = usize::from(len).div_ceil(8);
+    // Load four octets at once when there are four (the octets past the prefix belong to
+    // the next one and are masked off); byte by byte only at the end of the field.
+    let v = match tail.first_chunk::<4>() {
+        Some(c) => u32::from_be_bytes(*c),
+        None => {
+            let mut a = [0u8; 4];
+            for (d, s) in a.iter_mut().zip(tail.get(..n).ok_or((0, TRUNCATED))?) {
+                *d = *s;
+            }
+            u32::from_be_bytes(a)
+        }
+    };
+    let prefix = Ipv4Net::new(Ipv4Addr::from(v & mask32(len)), len).map_err(|_| (0, TOO_LONG))?;
+    Ok((IpNet::V4(prefix), tail.get(n..).ok_or((0, TRUNCATED))?))
+}
+
+/// One IPv6 prefix and what follows it.
+#[inline(always)]
+fn read_v6(r: &[u8]) -> Result<(IpNet, &[u8]), (usize, &'static str)> {
+    let (&len, tail) = r.split_first().ok_or((0, TRUNCATED))?;
+    let n = usize::from(len).div_ceil(8);
+    let v = match tail.first_chunk::<16>() {
+        Some(c) => u128::from_be_bytes(*c),
+        None => {
+            let mut a = [0u8; 16];
+            for (d, s) in a.iter_mut().zip(tail.get(..n).ok_or((0, TRUNCATED))?) {
+                *d = *s;
+            }
+            u128::from_be_bytes(a)
+        }
+    };
+    let prefix = Ipv6Net::new(Ipv6Addr::from(v & mask128(len)), len).map_err(|_| (0, TOO_LONG))?;
+    Ok((IpNet::V6(prefix), tail.get(n..).ok_or((0, TRUNCATED))?))
 }
 
 fn mask32(len: u8) -> u32 {
