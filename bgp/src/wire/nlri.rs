@@ -60,11 +60,24 @@ impl Nlri {
             out.put_u32(self.path_id.unwrap_or(0));
         }
         let len = self.prefix.prefix_len();
-        out.put_u8(len);
         let n = usize::from(len).div_ceil(8);
+        // Write the length and the whole address (a fixed-size copy), then drop the octets
+        // past the prefix.
         match self.prefix {
-            IpNet::V4(p) => out.put_slice(p.addr().octets().get(..n).unwrap_or_default()),
-            IpNet::V6(p) => out.put_slice(p.addr().octets().get(..n).unwrap_or_default()),
+            IpNet::V4(p) => {
+                let [a, b, c, d] = p.addr().octets();
+                out.put_slice(&[len, a, b, c, d]);
+                out.truncate(out.len() - (4 - n.min(4)));
+            }
+            IpNet::V6(p) => {
+                let mut buf = [0u8; 17];
+                if let Some((first, rest)) = buf.split_first_mut() {
+                    *first = len;
+                    rest.copy_from_slice(&p.addr().octets());
+                }
+                out.put_slice(&buf);
+                out.truncate(out.len() - (16 - n.min(16)));
+            }
         }
     }
 }
@@ -108,6 +121,9 @@ pub(crate) fn decode_prefixes(
     add_path: bool,
     out: &mut Vec<Nlri>,
 ) -> Result<(), NlriError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
     let typical = match (v6, add_path) {
         (false, false) => 4,
         (false, true) => 8,
