@@ -14,7 +14,8 @@
 //! End-of-RIB. Then FRR and GoBGP ask for route refreshes, some routes are withdrawn, and
 //! each session is shut down with an RFC 9003 shutdown communication. tcpdump records the
 //! three links; tshark extracts the TCP payloads, which are cut into messages and written
-//! one per line (`stream src dst hex`) next to the pcap files.
+//! one per line (`stream src dst hex`) next to the pcap files (and `frr-bird` also as
+//! pcapng).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -400,6 +401,21 @@ fn capture_golden_vectors() {
         lab.stop_process(pid, Duration::from_secs(5)).unwrap();
         let pcap = dir.join("pcap").join(format!("{stem}.pcap"));
         std::fs::copy(&file, &pcap).unwrap();
+        if stem == "frr-bird" {
+            // The same capture as pcapng, for the pcapng reader of `lbspeaker bgp decode`.
+            let ng = dir.join("pcap").join(format!("{stem}.pcapng"));
+            run(
+                "tshark",
+                &[
+                    "-r",
+                    &pcap.to_string_lossy(),
+                    "-F",
+                    "pcapng",
+                    "-w",
+                    &ng.to_string_lossy(),
+                ],
+            );
+        }
         let text = extract(&pcap);
         std::fs::write(dir.join(format!("{stem}.txt")), text).unwrap();
     }

@@ -45,7 +45,15 @@ fn update_bytes(withdrawn: &[u8], attrs: &[&[u8]], nlri: &[u8]) -> Vec<u8> {
 
 fn decode_update(bytes: &[u8], ctx: &DecodeContext) -> Update {
     match Message::decode(bytes, ctx).unwrap() {
-        Message::Update(u) => u,
+        Message::Update(u) => {
+            // Every outcome has a JSON view (for `lbspeaker bgp decode`).
+            let json = serde_json::to_value(Message::Update(u.clone())).unwrap();
+            assert_eq!(
+                json["errors"].as_array().map_or(0, Vec::len),
+                u.errors.len()
+            );
+            u
+        }
         other => panic!("{other:?}"),
     }
 }

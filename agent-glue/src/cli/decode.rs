@@ -136,10 +136,10 @@ pub fn describe(bytes: &[u8], ctx: &DecodeContext, extra: Value) -> Value {
                     o.insert("end_of_rib".into(), json!(f));
                 }
             }
-            o.insert(
-                "message".into(),
-                serde_json::to_value(&m).unwrap_or(Value::Null),
-            );
+            match serde_json::to_value(&m) {
+                Ok(v) => o.insert("message".into(), v),
+                Err(e) => o.insert("message_error".into(), json!(e.to_string())),
+            };
         }
         Err(e) => {
             o.insert("error".into(), json!(e.kind.to_string()));

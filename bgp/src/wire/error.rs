@@ -202,7 +202,7 @@ impl std::fmt::Display for AttributeError {
 
 /// How an attribute was malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "detail")]
 #[non_exhaustive]
 pub enum Malformation {
     /// The Optional, Transitive or Partial flag conflicts with the attribute's definition.
