@@ -6,4 +6,6 @@
 //! Only the command line exists so far (`lbspeaker bgp decode`); the daemon arrives with the
 //! `lbspeaker run` issue.
 
+pub mod api;
 pub mod cli;
+pub mod metrics;
