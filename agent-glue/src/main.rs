@@ -1,25 +1,68 @@
 //! `lbspeaker`: the daemon, the operator and the CLI in one binary.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+
+use agent_glue::cli::query::{self, Query, QueryArgs};
 
 /// BGP control plane, LB-IPAM and L2 announcements for bare-metal Kubernetes, driven by the
 /// cilium.io resources.
 #[derive(Debug, Parser)]
 #[command(name = "lbspeaker", version, about)]
 struct Cli {
+    #[command(flatten)]
+    query: QueryArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// BGP tools.
+    /// BGP sessions, routes and policies of the running daemon, and BGP tools.
     #[command(subcommand)]
     Bgp(agent_glue::cli::bgp::BgpCommand),
+    /// LB-IPAM pools and the services' addresses.
+    #[command(subcommand)]
+    Ipam(IpamCommand),
+    /// L2 announcements.
+    #[command(subcommand)]
+    L2(L2Command),
+    /// The daemon at a glance.
+    Status,
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd),
+#[derive(Debug, Subcommand)]
+enum IpamCommand {
+    /// CiliumLoadBalancerIPPools: disabled, conflicting, addresses available, used and total.
+    Pools,
+    /// LoadBalancer services, their addresses and the IPAMRequestSatisfied condition.
+    Services,
+}
+
+#[derive(Debug, Subcommand)]
+enum L2Command {
+    /// Announced addresses: services, lease, holder, interfaces, since.
+    Leases,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lbspeaker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let q = &cli.query;
+    match cli.command {
+        Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd, q),
+        Command::Ipam(IpamCommand::Pools) => query::run(q, Query::Pools),
+        Command::Ipam(IpamCommand::Services) => query::run(q, Query::Services),
+        Command::L2(L2Command::Leases) => query::run(q, Query::Leases),
+        Command::Status => query::run(q, Query::Status),
     }
 }

@@ -14,12 +14,12 @@ use super::ApiError;
 #[non_exhaustive]
 pub enum ClientError {
     /// Nothing listens on the socket.
-    #[error("cannot reach lbspeaker at {path}: {source} (is the daemon running? is --api right?)")]
+    #[error("cannot reach lbspeaker at {path}: {error} (is the daemon running? is --api right?)")]
     Connect {
         /// The socket path.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, not chained, so it is said once).
+        error: std::io::Error,
     },
     /// The HTTP exchange failed.
     #[error("talking to lbspeaker at {path}: {message}")]
@@ -62,9 +62,9 @@ impl Client {
         };
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|error| ClientError::Connect {
                 path: shown.clone(),
-                source,
+                error,
             })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

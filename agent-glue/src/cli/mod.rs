@@ -4,3 +4,4 @@
 pub mod bgp;
 pub mod decode;
 pub mod pcap;
+pub mod query;
