@@ -1,0 +1,28 @@
+//! Logs through `tracing`: human-readable by default, one JSON object per line with
+//! `--log-format json` (for log collectors). The level comes from `--log-level` or, when
+//! set, the `RUST_LOG` environment variable (which also takes per-module directives such as
+//! `info,bgp=debug`).
+
+use tracing_subscriber::EnvFilter;
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Aligned, coloured when the output is a terminal.
+    #[default]
+    Human,
+    /// One JSON object per event, with the span fields (peer, object) included.
+    Json,
+}
+
+/// Installs the global subscriber, writing to standard error. Call once, first thing.
+pub fn init(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+    }
+}
