@@ -92,7 +92,7 @@ pub fn run(opts: &DemoOptions, out: &mut dyn Write) -> Result<(), LabError> {
         w(out, lab.vtysh("tor", command)?.trim_end());
         w(out, "");
     }
-    w(out, "tor$ ip route | grep bgp");
+    w(out, "tor$ ip route show proto bgp");
     let ns = lab.namespace("tor");
     let kernel = crate::cmd::run("ip", &["-n", &ns, "route", "show", "proto", "bgp"])?;
     w(out, kernel.trim_end());
