@@ -16,6 +16,7 @@
 //! first sync of an unchanged desired state is a no-op and flows are not disturbed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::maglev;
 use crate::maps::{
@@ -75,6 +76,42 @@ pub enum PlanError {
 
 type BackendIdent = (LbAddr, u16, u8);
 
+/// A fast hasher for the mirror's tables (the FxHash mix): their keys come from the cluster's
+/// own configuration, not from the network, so collision attacks are not a concern, and a
+/// level-triggered sync of 27,000 frontends looks each of them up.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
 #[derive(Debug, Clone)]
 struct BackendEntry {
     id: u32,
@@ -112,9 +149,9 @@ struct Programmed {
 #[derive(Debug, Clone)]
 pub struct Programmer {
     limits: Limits,
-    frontends: HashMap<FrontendKey, Programmed>,
-    backends: HashMap<BackendIdent, BackendEntry>,
-    by_id: HashMap<u32, BackendIdent>,
+    frontends: FxMap<FrontendKey, Programmed>,
+    backends: FxMap<BackendIdent, BackendEntry>,
+    by_id: FxMap<u32, BackendIdent>,
     draining: BTreeSet<u32>,
     next_backend_id: u32,
     rev_nat_used: HashSet<u16>,
@@ -174,9 +211,9 @@ impl Programmer {
     pub fn new(limits: Limits) -> Programmer {
         Programmer {
             limits,
-            frontends: HashMap::new(),
-            backends: HashMap::new(),
-            by_id: HashMap::new(),
+            frontends: FxMap::default(),
+            backends: FxMap::default(),
+            by_id: FxMap::default(),
             draining: BTreeSet::new(),
             next_backend_id: 1,
             rev_nat_used: HashSet::new(),
@@ -206,16 +243,34 @@ impl Programmer {
     pub fn plan(&mut self, desired: &DesiredState) -> (Vec<Op>, Vec<PlanError>) {
         let mut ops = std::mem::take(&mut self.garbage);
         let mut errors = Vec::new();
-        let gone: Vec<FrontendKey> = self
-            .frontends
-            .keys()
-            .filter(|k| !desired.frontends.contains_key(k))
-            .copied()
-            .collect();
-        for k in gone {
-            self.plan_removal(&k, &mut ops);
-        }
+        let before = self.frontends.len();
+        let mut existing = 0;
+        let mut retry = Vec::new();
         for f in desired.frontends.values() {
+            match self.plan_frontend(f, &mut ops) {
+                Ok(true) => existing += 1,
+                Ok(false) => {}
+                // Tables a removal below frees may be what it needs.
+                Err(PlanError::Exhausted { .. }) => retry.push(f),
+                Err(e) => {
+                    existing += usize::from(self.frontends.contains_key(&f.key));
+                    errors.push(e);
+                }
+            }
+        }
+        // Removals, looked for only when some programmed frontend is not desired any more.
+        if existing < before {
+            let gone: Vec<FrontendKey> = self
+                .frontends
+                .keys()
+                .filter(|k| !desired.frontends.contains_key(k))
+                .copied()
+                .collect();
+            for k in gone {
+                self.plan_removal(&k, &mut ops);
+            }
+        }
+        for f in retry {
             if let Err(e) = self.plan_frontend(f, &mut ops) {
                 errors.push(e);
             }
@@ -226,7 +281,11 @@ impl Programmer {
     /// The operations for one frontend added or changed.
     pub fn plan_upsert(&mut self, f: &Frontend) -> Result<Vec<Op>, PlanError> {
         let mut ops = std::mem::take(&mut self.garbage);
-        self.plan_frontend(f, &mut ops)?;
+        if let Err(e) = self.plan_frontend(f, &mut ops) {
+            // Nothing of this frontend was planned; the adoption deletes still are due.
+            self.garbage = ops;
+            return Err(e);
+        }
         Ok(ops)
     }
 
@@ -294,11 +353,13 @@ impl Programmer {
         }
     }
 
-    fn plan_frontend(&mut self, f: &Frontend, ops: &mut Vec<Op>) -> Result<(), PlanError> {
+    /// Plans one frontend; `Ok(true)` when it was programmed before.
+    fn plan_frontend(&mut self, f: &Frontend, ops: &mut Vec<Op>) -> Result<bool, PlanError> {
         let old = self.frontends.get(&f.key);
         if old.and_then(|p| p.last.as_ref()) == Some(f) {
-            return Ok(());
+            return Ok(true);
         }
+        let existed = old.is_some();
         f.validate()?;
         let proto = f.key.protocol.number();
         // Check what can run out before any operation is planned.
@@ -532,7 +593,7 @@ impl Programmer {
                 last: Some(f.clone()),
             },
         );
-        Ok(())
+        Ok(existed)
     }
 
     fn delete_scope(key: &FrontendKey, scope: u8, st: &ScopeState, ops: &mut Vec<Op>) {

@@ -232,6 +232,7 @@ fn serve_http(mut s: TcpStream, name: String, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         // Request line and headers; a body of Content-Length bytes.
         let mut len = 0usize;
+        let mut close = false;
         let mut got_line = false;
         let mut line = String::new();
         loop {
@@ -257,8 +258,12 @@ fn serve_http(mut s: TcpStream, name: String, stop: Arc<AtomicBool>) {
                 continue;
             }
             got_line = true;
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
                 len = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("connection:") && lower.contains("close") {
+                close = true;
             }
         }
         let mut body = vec![0u8; len];
@@ -280,10 +285,11 @@ fn serve_http(mut s: TcpStream, name: String, stop: Arc<AtomicBool>) {
         }
         let text = format!("{name} {peer} {len}\n");
         let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{text}",
-            text.len()
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n{}\r\n{text}",
+            text.len(),
+            if close { "Connection: close\r\n" } else { "" }
         );
-        if s.write_all(resp.as_bytes()).is_err() {
+        if s.write_all(resp.as_bytes()).is_err() || close {
             return;
         }
     }
