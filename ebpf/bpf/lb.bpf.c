@@ -831,7 +831,7 @@ static __always_inline int handle(struct __sk_buff *skb, int ingress)
 	int r = parse(skb, &p);
 	if (r == -2) {
 		/* Only counted: a fragment carries no ports to find its frontend by. */
-		stat_inc(LB_STAT_FRAG);
+		stat_inc(LB_STAT_FRAGMENT);
 		return TC_ACT_OK;
 	}
 	if (r < 0)

@@ -131,7 +131,7 @@ struct lb_iface {
 #define LB_STAT_NO_BACKEND   4  /* dropped: the frontend has no (local) backend */
 #define LB_STAT_SNAT_FAIL    5  /* dropped: no free SNAT port */
 #define LB_STAT_REDIRECT     6  /* forwarded by FIB lookup and redirect */
-#define LB_STAT_FRAG         7  /* IPv4 fragments to a frontend, passed untranslated */
+#define LB_STAT_FRAGMENT     7  /* IPv4 fragments seen (passed untranslated) */
 #define LB_STAT_MAX          8
 
 #endif

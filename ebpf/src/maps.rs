@@ -566,6 +566,65 @@ mod tests {
     }
 
     #[test]
+    fn constants_match_the_c_header() {
+        let header = include_str!("../bpf/lb.h");
+        let define = |name: &str| -> u32 {
+            let line = header
+                .lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(name))
+                .unwrap_or_else(|| panic!("{name} is not defined in lb.h"));
+            let value = line
+                .split_whitespace()
+                .skip(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let value = value.split("/*").next().unwrap().trim();
+            let value = value.trim_start_matches('(').trim_end_matches(')');
+            match value.split_once("<<") {
+                Some((a, b)) => {
+                    a.trim().parse::<u32>().unwrap() << b.trim().parse::<u32>().unwrap()
+                }
+                None => value.parse().unwrap(),
+            }
+        };
+        let pairs: &[(&str, u32)] = &[
+            ("LB_LAYOUT_VERSION", LAYOUT_VERSION),
+            ("LB_SCOPE_EXT", SCOPE_EXT.into()),
+            ("LB_SCOPE_INT", SCOPE_INT.into()),
+            ("LB_SVC_LOADBALANCER", svc_flags::LOADBALANCER.into()),
+            ("LB_SVC_EXTERNAL_IP", svc_flags::EXTERNAL_IP.into()),
+            ("LB_SVC_CLUSTER_IP", svc_flags::CLUSTER_IP.into()),
+            ("LB_SVC_LOCAL", svc_flags::LOCAL.into()),
+            ("LB_SVC_INT_LOCAL", svc_flags::INT_LOCAL.into()),
+            ("LB_SVC_TWO_SCOPES", svc_flags::TWO_SCOPES.into()),
+            ("LB_SVC_MAGLEV", svc_flags::MAGLEV.into()),
+            ("LB_BE_LOCAL", backend_flags::LOCAL.into()),
+            ("LB_BE_TERMINATING", backend_flags::TERMINATING.into()),
+            ("LB_CT_FWD", CT_FWD.into()),
+            ("LB_CT_REV", CT_REV.into()),
+            ("LB_CT_SNAT", ct_flags::SNAT.into()),
+            ("LB_CT_SEEN", ct_flags::SEEN.into()),
+            ("LB_CT_CLOSING", ct_flags::CLOSING.into()),
+            ("LB_CT_HAIRPIN", ct_flags::HAIRPIN.into()),
+            ("LB_IF_INTERNAL", iface_flags::INTERNAL),
+            ("LB_STAT_MAX", STAT_NAMES.len() as u32),
+        ];
+        for (name, rust) in pairs {
+            assert_eq!(define(name), *rust, "{name}");
+        }
+        for (i, stat) in STAT_NAMES.iter().enumerate() {
+            let name = format!("LB_STAT_{}", stat.to_uppercase());
+            assert_eq!(define(&name), i as u32, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_dataplane_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<crate::Dataplane>();
+    }
+
+    #[test]
     fn layout_matches_the_c_header() {
         // The BTF of the compiled object is the C compiler's view of bpf/lb.h.
         let out = std::process::Command::new("bpftool")
