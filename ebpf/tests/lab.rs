@@ -449,3 +449,57 @@ fn loading_without_a_bpf_filesystem_says_how_to_mount_one() {
         "{err}"
     );
 }
+
+#[test]
+fn with_the_program_on_the_uplink_only_replies_and_the_kernels_icmp_errors_are_translated_on_egress()
+ {
+    if !support::required() {
+        return;
+    }
+    let mut lab = NodeLab::up("dpj");
+    let bpffs = Bpffs::mount(lab.lab.prefix());
+    // b1's link carries 1280 bytes: the node itself must send fragmentation-needed.
+    for (node, dev) in [("node", "be1"), ("b1", "eth0")] {
+        lab.lab
+            .exec_ok(node, "ip", &["link", "set", "dev", dev, "mtu", "1280"])
+            .unwrap();
+    }
+    lab.http("b1", 8080);
+    lab.udp("b1", 5353);
+    let mut dp = Dataplane::load(NodeLab::config(&bpffs)).unwrap();
+    dp.attach(&ebpf::Attachment::uplink("up0").in_netns(lab.ns("node")))
+        .unwrap();
+    let tcp = web(80).backend(ip("10.0.1.2"), 8080, true);
+    let udp = Frontend::new(ip(VIP), 53, Protocol::Udp).backend(ip("10.0.1.2"), 5353, true);
+    dp.sync(&DesiredState::from_frontends([tcp, udp])).unwrap();
+    let client = lab.ns("client");
+    // b1's replies leave through the uplink, where lb_egress gives them the VIP back.
+    for _ in 0..5 {
+        let a = eventually(Duration::from_secs(5), || get(&client, vip(80)));
+        assert_eq!((a.backend.as_str(), a.peer.ip()), ("b1", ip("192.168.1.2")));
+    }
+    // A 1400-byte datagram (Linux sets DF on UDP): the node's kernel answers
+    // fragmentation-needed about the translated packet; egress translates it for the client.
+    let sock = ebpf::netns::run_in(Some(&client), || std::net::UdpSocket::bind("0.0.0.0:0"))
+        .unwrap()
+        .unwrap();
+    sock.send_to(&[0u8; 1400], vip(53)).unwrap();
+    let route = eventually(Duration::from_secs(3), || {
+        let r = lab
+            .lab
+            .exec_ok("client", "ip", &["-4", "route", "get", VIP])
+            .map_err(std::io::Error::other)?;
+        if r.contains("mtu 1280") {
+            Ok(r)
+        } else {
+            Err(std::io::Error::other(r))
+        }
+    });
+    assert!(route.contains("mtu 1280"), "{route}");
+    let (a, from) = udp_ask(&client, vip(53)).unwrap();
+    assert_eq!((a.backend.as_str(), from), ("b1", vip(53)));
+    let stats: std::collections::BTreeMap<_, _> = dp.stats().unwrap().into_iter().collect();
+    assert!(stats["icmp"] >= 1 && stats["reversed"] >= 5, "{stats:?}");
+    no_checksum_errors(&lab);
+    dp.detach_all().unwrap();
+}
