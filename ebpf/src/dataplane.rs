@@ -138,6 +138,21 @@ impl Dataplane {
         }
     }
 
+    /// Changes the SNAT addresses (the node's addresses) without reloading; new SNATed flows
+    /// use them, established ones keep theirs.
+    pub fn set_snat_addresses(
+        &mut self,
+        v4: Option<std::net::Ipv4Addr>,
+        v6: Option<std::net::Ipv6Addr>,
+    ) -> Result<(), SyncError> {
+        self.config.snat_v4 = v4;
+        self.config.snat_v6 = v6;
+        if let Maps::Kernel(k) = &mut self.maps {
+            k.maps.write_config(&self.config.config_val())?;
+        }
+        Ok(())
+    }
+
     /// Detaches every program this dataplane attached (removes their pinned links). The maps
     /// stay pinned.
     pub fn detach_all(&mut self) -> std::io::Result<()> {

@@ -167,7 +167,7 @@ impl KernelMaps {
             .map_err(|e| map_err("lb_config", "lookup", 1, e))
     }
 
-    fn write_config(&mut self, v: &ConfigVal) -> Result<(), StoreError> {
+    pub(crate) fn write_config(&mut self, v: &ConfigVal) -> Result<(), StoreError> {
         self.config
             .set(0, v, 0)
             .map_err(|e| map_err("lb_config", "update", 1, e))
