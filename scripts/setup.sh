@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   frr frr-pythontools gobgpd bird2 exabgp
   iproute2 tcpdump tshark arping iputils-ping ndisc6 curl wrk python3-scapy
-  iptables nftables clang llvm libbpf-dev bpftool
+  iptables nftables clang llvm libbpf-dev bpftool ethtool
 )
 
 missing=()
