@@ -311,3 +311,94 @@ async fn status_of_a_deleted_object_is_reported_as_orphan_unless_a_manifest_is_u
     assert_eq!(s.orphan_statuses, [(Kind::Service, webpod())]);
     assert!(s.services.is_empty());
 }
+
+#[tokio::test]
+async fn node_configs_and_conditions_of_other_kinds_round_trip_through_status_files() {
+    use crds::bgp::{CiliumBGPNodeConfig, CiliumBGPNodeConfigSpec, CiliumBGPNodeInstance};
+    use crds::conditions::{self, Status};
+    let d = seed_dir();
+    let src = DirectorySource::open(d.path(), fast()).await.unwrap();
+    let mut rx = src.subscribe();
+    let sink = src.status_sink();
+    let node = CiliumBGPNodeConfig::new(
+        "node1",
+        CiliumBGPNodeConfigSpec {
+            bgp_instances: vec![CiliumBGPNodeInstance {
+                name: "instance-65001".into(),
+                local_asn: Some(65001),
+                router_id: Some("192.168.10.100".into()),
+                ..Default::default()
+            }],
+        },
+    );
+    sink.write(&StatusUpdate::BgpNodeConfig {
+        name: "node1".into(),
+        object: Some(node.clone()),
+    })
+    .await
+    .unwrap();
+    let cc_meta = src.snapshot().bgp_cluster_configs[&ObjectKey::cluster("cilium-bgp")]
+        .metadata
+        .clone();
+    let now = k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let cond = conditions::new(
+        conditions::NO_MATCHING_NODE,
+        Status::False,
+        "matched",
+        "4 nodes",
+        None,
+        now,
+    );
+    sink.write(&StatusUpdate::Conditions {
+        kind: Kind::BgpClusterConfig,
+        meta: cc_meta,
+        conditions: Some(vec![cond.clone()]),
+    })
+    .await
+    .unwrap();
+    let s = wait_for(&mut rx, "both records", |s| {
+        !s.bgp_node_configs.is_empty()
+            && s.bgp_cluster_configs[&ObjectKey::cluster("cilium-bgp")]
+                .status
+                .is_some()
+    })
+    .await;
+    assert_eq!(
+        s.bgp_node_configs[&ObjectKey::cluster("node1")].spec,
+        node.spec
+    );
+    let st = s.bgp_cluster_configs[&ObjectKey::cluster("cilium-bgp")]
+        .status
+        .clone()
+        .unwrap();
+    assert_eq!(st.conditions, [cond]);
+    assert!(
+        d.path()
+            .join("status/ciliumbgpnodeconfigs/node1.yaml")
+            .exists()
+    );
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    // Deleting the node config removes it.
+    sink.write(&StatusUpdate::BgpNodeConfig {
+        name: "node1".into(),
+        object: None,
+    })
+    .await
+    .unwrap();
+    wait_for(&mut rx, "the node config to go", |s| {
+        s.bgp_node_configs.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_directory_is_a_clear_error() {
+    let e = DirectorySource::open("/nonexistent/lbspeaker-manifests", fast())
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/lbspeaker-manifests: "),
+        "{e}"
+    );
+}

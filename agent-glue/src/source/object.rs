@@ -503,6 +503,29 @@ mod tests {
     }
 
     #[test]
+    fn cilium_1_16_v2alpha1_bgp_manifests_are_read_into_the_v2_types() {
+        let o = one(
+            "apiVersion: cilium.io/v2alpha1\nkind: CiliumBGPClusterConfig\nmetadata: {name: c}\n\
+             spec:\n  bgpInstances:\n  - name: i\n    localASN: 65001\n    peers:\n    - name: p\n\
+             \x20     peerAddress: fd00:10::1\n      peerConfigRef: {group: cilium.io, kind: CiliumBGPPeerConfig, name: x}\n",
+        )
+        .unwrap()
+        .unwrap();
+        let Object::BgpClusterConfig(c) = o else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::to_value(&c).unwrap()["apiVersion"],
+            "cilium.io/v2"
+        );
+        let r = c.spec.bgp_instances[0].peers[0]
+            .peer_config_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!((r.group(), r.name.as_str()), ("cilium.io", "x"));
+    }
+
+    #[test]
     fn objects_need_a_name() {
         let e = one("apiVersion: v1\nkind: Node\nmetadata: {}\n").unwrap_err();
         assert!(e.contains("metadata.name"), "{e}");
