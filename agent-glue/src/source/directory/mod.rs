@@ -59,6 +59,14 @@ pub enum SourceError {
         /// What is wrong.
         message: String,
     },
+    /// The first reading of the directory did not complete.
+    #[error("reading {}: {message}", path.display())]
+    Scan {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Watching for changes failed (inotify limits, ...).
     #[error("watching {}: {source}", path.display())]
     Watch {
@@ -128,7 +136,10 @@ impl DirectorySource {
                 s.snapshot(Timestamp::now())
             })
             .await
-            .unwrap_or_default()
+            .map_err(|e| SourceError::Scan {
+                path: root.clone(),
+                message: e.to_string(),
+            })?
         };
         log_problems(&first);
         let (tx, _) = watch::channel(Arc::new(first));
