@@ -8,5 +8,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod ipam;
 pub mod logging;
 pub mod metrics;
+pub mod source;

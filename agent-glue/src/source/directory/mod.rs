@@ -1,0 +1,277 @@
+//! A directory of YAML manifests as the desired world: multi-document files in any layout
+//! (subdirectories included, hidden names skipped), re-read when files change, with status
+//! kept under `DIR/status/` and merged into the objects served.
+//!
+//! - A document that does not parse or validate is reported (file, document, line, object,
+//!   field, rule) and skipped; if it held an object before, that object's last good version
+//!   stays, as a failed `kubectl apply` leaves the stored object alone. Other documents and
+//!   files are unaffected.
+//! - Objects without `metadata.creationTimestamp` get one when first seen; once status has
+//!   been written for them it carries that time, so the age order (which pool is the newer)
+//!   survives restarts and is the same in every process.
+//! - Several processes may share one directory: each serves the status files the leader
+//!   (see [`crate::source::leader`]) writes, so every node sees the addresses LB-IPAM gave.
+
+mod sink;
+mod state;
+
+pub use sink::{DirectoryStatus, status_dir, status_path};
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{Snapshot, Source};
+use state::State;
+
+/// How the directory is watched.
+#[derive(Debug, Clone)]
+pub struct DirectoryOptions {
+    /// Changes are read once the directory has been quiet this long.
+    pub debounce: Duration,
+    /// ... but no later than this after the first change of a burst.
+    pub max_delay: Duration,
+}
+
+impl Default for DirectoryOptions {
+    fn default() -> Self {
+        DirectoryOptions {
+            debounce: Duration::from_millis(200),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why the directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The path is missing or not a directory.
+    #[error("{}: {message}", path.display())]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The first reading of the directory did not complete.
+    #[error("reading {}: {message}", path.display())]
+    Scan {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Watching for changes failed (inotify limits, ...).
+    #[error("watching {}: {source}", path.display())]
+    Watch {
+        /// The directory.
+        path: PathBuf,
+        /// What notify said.
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// The running source.
+pub struct DirectorySource {
+    root: PathBuf,
+    tx: Arc<watch::Sender<Arc<Snapshot>>>,
+    state: Arc<Mutex<State>>,
+    _watcher: notify::RecommendedWatcher,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for DirectorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectorySource")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DirectorySource {
+    /// Reads `dir` completely (the first snapshot is whole) and watches it from then on.
+    pub async fn open(dir: impl AsRef<Path>, opts: DirectoryOptions) -> Result<Self, SourceError> {
+        let given = dir.as_ref().to_path_buf();
+        let root = std::fs::canonicalize(&given).map_err(|e| SourceError::NotADirectory {
+            path: given.clone(),
+            message: e.to_string(),
+        })?;
+        if !root.is_dir() {
+            return Err(SourceError::NotADirectory {
+                path: given,
+                message: "not a directory".into(),
+            });
+        }
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel::<notify::Result<notify::Event>>();
+        let mut watcher = notify::recommended_watcher(move |ev| {
+            let _ = ev_tx.send(ev);
+        })
+        .map_err(|source| SourceError::Watch {
+            path: root.clone(),
+            source,
+        })?;
+        watcher
+            .watch(&root, RecursiveMode::Recursive)
+            .map_err(|source| SourceError::Watch {
+                path: root.clone(),
+                source,
+            })?;
+        let state = Arc::new(Mutex::new(State::new(root.clone())));
+        let first = {
+            let st = state.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut s = lock(&st);
+                s.full_scan();
+                s.snapshot(Timestamp::now())
+            })
+            .await
+            .map_err(|e| SourceError::Scan {
+                path: root.clone(),
+                message: e.to_string(),
+            })?
+        };
+        log_problems(&first);
+        let (tx, _) = watch::channel(Arc::new(first));
+        let tx = Arc::new(tx);
+        let task = tokio::spawn(watch_loop(
+            ev_rx,
+            state.clone(),
+            tx.clone(),
+            opts,
+            root.clone(),
+        ));
+        tracing::info!(dir = %root.display(), objects = tx.borrow().len(), "reading manifests");
+        Ok(DirectorySource {
+            root,
+            tx,
+            state,
+            _watcher: watcher,
+            task,
+        })
+    }
+
+    /// The directory (canonical).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A status writer for the same directory.
+    pub fn status_sink(&self) -> DirectoryStatus {
+        DirectoryStatus::new(self.root.clone())
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.tx.borrow().clone()
+    }
+
+    /// Reads everything again now and publishes the result.
+    pub async fn rescan(&self) {
+        let st = self.state.clone();
+        if let Ok(snap) = tokio::task::spawn_blocking(move || {
+            let mut s = lock(&st);
+            s.full_scan();
+            s.snapshot(Timestamp::now())
+        })
+        .await
+        {
+            self.tx.send_replace(Arc::new(snap));
+        }
+    }
+}
+
+impl Drop for DirectorySource {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Source for DirectorySource {
+    fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.tx.subscribe()
+    }
+
+    fn describe(&self) -> String {
+        format!("directory {}", self.root.display())
+    }
+}
+
+fn log_problems(s: &Snapshot) {
+    for p in &s.problems {
+        tracing::warn!(problem = %p, "manifest problem");
+    }
+}
+
+/// Collects change events until the directory is quiet, then re-reads what changed.
+async fn watch_loop(
+    mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    state: Arc<Mutex<State>>,
+    tx: Arc<watch::Sender<Arc<Snapshot>>>,
+    opts: DirectoryOptions,
+    root: PathBuf,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut paths: Vec<PathBuf> = Vec::new();
+        let mut full = false;
+        let mut take = |ev: notify::Result<notify::Event>, paths: &mut Vec<PathBuf>| match ev {
+            Ok(ev) => {
+                if ev.need_rescan() {
+                    full = true;
+                }
+                paths.extend(ev.paths);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "watch error; reading the whole directory again");
+                full = true;
+            }
+        };
+        take(first, &mut paths);
+        let deadline = tokio::time::Instant::now() + opts.max_delay;
+        loop {
+            let quiet = tokio::time::Instant::now() + opts.debounce;
+            match tokio::time::timeout_at(quiet.min(deadline), rx.recv()).await {
+                Ok(Some(ev)) => take(ev, &mut paths),
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        let st = state.clone();
+        let root = root.clone();
+        let snap = tokio::task::spawn_blocking(move || {
+            let mut s = lock(&st);
+            if full {
+                s.full_scan();
+            } else {
+                for p in &paths {
+                    if p.starts_with(&root) {
+                        s.refresh(p);
+                    }
+                }
+            }
+            s.snapshot(Timestamp::now())
+        })
+        .await;
+        if let Ok(snap) = snap {
+            log_problems(&snap);
+            tracing::debug!(
+                revision = snap.revision,
+                objects = snap.len(),
+                "manifests changed"
+            );
+            tx.send_replace(Arc::new(snap));
+        }
+    }
+}
