@@ -1,4 +1,4 @@
-//! Defaulting and allocation kube-apiserver does for Services, so the objects clients read
+//! Defaulting and allocation kube-apiserver does for Services (and Secrets' `stringData`), so the objects clients read
 //! back look like a cluster's: type, session affinity, port protocol and target port, a
 //! cluster IP from 10.96.0.0/16 (or kept when given), IP family fields, node ports from
 //! 30000-32767 for NodePort and LoadBalancer services, traffic policies, and an empty
@@ -23,7 +23,36 @@ pub fn apply(
     if rt.group.is_empty() && rt.plural == "services" {
         service(state, current, obj)?;
     }
+    if rt.group.is_empty() && rt.plural == "secrets" {
+        secret(obj);
+    }
     Ok(())
+}
+
+/// A Secret's `stringData` goes into `data` (base64) and is not stored; `type` defaults to
+/// `Opaque`.
+fn secret(obj: &mut Value) {
+    let Some(m) = obj.as_object_mut() else { return };
+    if m.get("type").is_none_or(Value::is_null) {
+        m.insert("type".into(), json!("Opaque"));
+    }
+    let Some(Value::Object(plain)) = m.remove("stringData") else {
+        return;
+    };
+    if !m.get("data").is_some_and(Value::is_object) {
+        m.insert("data".into(), json!({}));
+    }
+    if let Some(data) = m.get_mut("data").and_then(Value::as_object_mut) {
+        for (k, v) in plain {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let encoded = serde_json::to_value(k8s_openapi::ByteString(text.into_bytes()))
+                .unwrap_or(Value::Null);
+            data.insert(k, encoded);
+        }
+    }
 }
 
 fn service(state: &State, current: Option<&Value>, obj: &mut Value) -> Result<(), ApiError> {
@@ -224,6 +253,18 @@ mod tests {
         assert_eq!(
             apply(&state, &rt(), Some(&old), &mut new).unwrap_err().code,
             422
+        );
+    }
+
+    #[test]
+    fn a_secret_stores_string_data_as_base64_data() {
+        let state = State::new(Registry::builtin(), 10);
+        let rt = Registry::builtin().get("", "secrets").unwrap().clone();
+        let mut s = json!({"metadata": {"name": "s"}, "stringData": {"password": "s3cret"}});
+        apply(&state, &rt, None, &mut s).unwrap();
+        assert_eq!(
+            s,
+            json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"password": "czNjcmV0"}})
         );
     }
 
