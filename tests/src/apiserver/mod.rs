@@ -274,6 +274,17 @@ impl ApiServer {
         ops::insert(&mut self.inner.state(), obj)
     }
 
+    /// Deletes an object at once, as if it had no finalizers (watches see DELETED).
+    pub fn remove(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        ops::remove(&mut self.inner.state(), api_version, kind, namespace, name)
+    }
+
     /// An object by apiVersion, kind, namespace ("" when cluster-scoped) and name.
     pub fn object(
         &self,
@@ -378,7 +389,9 @@ impl ApiServer {
             }
         }
 
-        if let Some(f) = self.inner.hooks().take_fault(verb, target.as_ref()) {
+        // The guard must be gone before `finish` takes the lock again.
+        let fault = self.inner.hooks().take_fault(verb, target.as_ref());
+        if let Some(f) = fault {
             match f {
                 FaultResponse::Reset => {
                     rec.outcome = Outcome::Refused;

@@ -879,6 +879,23 @@ pub fn insert(state: &mut State, mut obj: Value) -> Result<Value, ApiError> {
     Ok(present(&rt, &version, &stored))
 }
 
+/// Deletes an object at once (finalizers ignored), with what goes with it. Returns its last
+/// state.
+pub fn remove(
+    state: &mut State,
+    api_version: &str,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Option<Value> {
+    let (rt, version) = state
+        .registry
+        .by_kind(api_version, kind)
+        .map(|(t, v)| (t.clone(), v))?;
+    let last = remove_object(state, &rt, &key(&rt, Some(ns), name))?;
+    Some(present(&rt, &version, &last))
+}
+
 /// Objects of a type, for assertions: every namespace, or one.
 pub fn objects(state: &State, api_version: &str, kind: &str, ns: Option<&str>) -> Vec<Value> {
     let Some((rt, version)) = state.registry.by_kind(api_version, kind) else {
