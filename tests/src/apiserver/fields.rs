@@ -274,7 +274,7 @@ pub fn record_apply(
     let present = leaf_paths(new);
     for e in list.iter_mut().filter(|e| !e.same(m, "Apply")) {
         e.fields
-            .retain(|p| present.contains(p) && !changed.contains(p) && !sent.contains(p));
+            .retain(|p| present.contains(p) && !changed.contains(p));
     }
     let sent: BTreeSet<Path> = sent.into_iter().filter(|p| present.contains(p)).collect();
     match list.iter_mut().find(|e| e.same(m, "Apply")) {

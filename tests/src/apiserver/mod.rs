@@ -14,6 +14,7 @@ pub mod error;
 mod fields;
 pub mod hooks;
 mod http;
+pub mod mock;
 mod openapi;
 mod ops;
 mod patch;
