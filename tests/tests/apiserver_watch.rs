@@ -453,3 +453,17 @@ impl TapNs for serde_json::Value {
         self
     }
 }
+
+#[tokio::test]
+async fn a_retrying_client_rides_out_throttling_as_a_cluster_client_would() {
+    let server = ApiServer::new();
+    server.inject(Fault::status(429).retry_after(0).verb(Verb::List).times(2));
+    let api: Api<ConfigMap> = Api::default_namespaced(server.retrying_client());
+    let list = tokio::time::timeout(BOUND, api.list(&ListParams::default()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(list.items.is_empty());
+    let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![429, 429, 200]);
+}

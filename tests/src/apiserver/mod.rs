@@ -173,6 +173,17 @@ impl ApiServer {
         kube::Client::new(self.service(), "default")
     }
 
+    /// A kube client in process with the retry layer a kubeconfig-built client has (kube's
+    /// `RetryPolicy::server_retry`: 429, 503 and 504 retried, honouring `Retry-After`), so
+    /// code under test sees what it would see in a cluster.
+    pub fn retrying_client(&self) -> kube::Client {
+        let policy = kube::client::retry::RetryPolicy::server_retry();
+        let service = tower::ServiceBuilder::new()
+            .layer(tower::retry::RetryLayer::new(policy))
+            .service(self.service());
+        kube::Client::new(service, "default")
+    }
+
     // ---- hooks ----
 
     /// Adds a fault; faults are tried in the order added.
