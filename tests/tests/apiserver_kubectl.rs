@@ -81,11 +81,16 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_test-apiserver"))
             .args(["--listen", "127.0.0.1:0", "--kubeconfig"])
             .arg(dir.path().join("kubeconfig"))
             .args(["--log-level", "warn"])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -266,6 +271,16 @@ fn kubectl_applies_a_crd_then_gets_patches_watches_and_deletes_a_custom_object()
     assert!(
         s.ok(&["api-resources", "--api-group", "cilium.io"])
             .contains("ciliumloadbalancerippools")
+    );
+    let crd_name = "crd/ciliumloadbalancerippools.cilium.io";
+    assert!(
+        s.ok(&[
+            "wait",
+            "--for=condition=Established",
+            crd_name,
+            "--timeout=20s"
+        ])
+        .contains("condition met")
     );
     assert!(
         s.ok(&["apply", "-f", path_str(&pool)])
@@ -512,8 +527,52 @@ fn kubectl_manages_a_service_and_its_status() {
     );
 
     assert!(
+        s.ok(&["replace", "-f", path_str(&svc)])
+            .contains("service/web replaced")
+    );
+    let all_ns = s.ok(&["get", "svc", "-A"]);
+    assert!(
+        all_ns.starts_with("NAMESPACE") && all_ns.contains("default"),
+        "{all_ns}"
+    );
+    assert!(s.ok(&["get", "all"]).contains("web"));
+    let described = s.ok(&["describe", "svc", "web"]);
+    assert!(
+        described.contains("LoadBalancer Ingress:") && described.contains("10.0.10.1"),
+        "{described}"
+    );
+
+    assert!(
         s.ok(&["delete", "svc", "web"])
             .contains("service \"web\" deleted")
     );
     assert!(s.ok(&["get", "svc"]).is_empty());
+}
+
+#[tokio::test]
+async fn the_binary_serves_seeded_objects_to_a_kube_client_from_its_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.yaml");
+    let objects =
+        format!("{CRD}---{POOL}---\napiVersion: v1\nkind: Node\nmetadata: {{name: node1}}\n");
+    std::fs::write(&seed, objects).unwrap();
+    let s = Server::start_with(&["--seed", path_str(&seed)]);
+    let kc = kube::config::Kubeconfig::read_from(s.dir.path().join("kubeconfig")).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "default");
+    let client = kube::Client::try_from(config).unwrap();
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    assert_eq!(
+        nodes.list(&Default::default()).await.unwrap().items.len(),
+        1
+    );
+    let gvk = kube::core::GroupVersionKind::gvk("cilium.io", "v2", "CiliumLoadBalancerIPPool");
+    let (ar, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
+    let pools: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(client, &ar);
+    assert_eq!(
+        pools.get("blue").await.unwrap().data["spec"]["blocks"][0]["cidr"],
+        "10.0.10.0/24"
+    );
 }
