@@ -16,7 +16,7 @@ use kube::api::{
     Preconditions,
 };
 use kube::core::GroupVersionKind;
-use kube::{CustomResource, CustomResourceExt, ResourceExt};
+use kube::{CustomResource, CustomResourceExt, Resource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -887,4 +887,33 @@ async fn seeded_objects_are_read_back_through_the_api() {
         1,
         "the namespace was created"
     );
+}
+
+#[tokio::test]
+async fn kube_runtime_event_recorder_creates_then_updates_a_series() {
+    use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+    let server = ApiServer::new();
+    let api: Api<Service> = Api::default_namespaced(server.client());
+    let svc = api
+        .create(&PostParams::default(), &service("web"))
+        .await
+        .unwrap();
+    let reporter = Reporter {
+        controller: "lbspeaker-operator".into(),
+        instance: Some("op-0".into()),
+    };
+    let recorder = Recorder::new(server.client(), reporter);
+    let ev = KEvent {
+        type_: EventType::Normal,
+        reason: "IPAllocated".into(),
+        note: Some("10.0.10.1 from pool blue".into()),
+        action: "Allocate".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &svc.object_ref(&())).await.unwrap();
+    recorder.publish(&ev, &svc.object_ref(&())).await.unwrap();
+    let events = server.objects("events.k8s.io/v1", "Event");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["regarding"]["name"], "web");
+    assert_eq!(events[0]["series"]["count"], 2);
 }

@@ -467,3 +467,46 @@ async fn a_retrying_client_rides_out_throttling_as_a_cluster_client_would() {
     let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![429, 429, 200]);
 }
+
+#[tokio::test]
+async fn metadata_reads_and_a_metadata_watcher_get_partial_object_metadata() {
+    let server = ApiServer::new();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    api.create(&PostParams::default(), &cm("a", "web"))
+        .await
+        .unwrap();
+    let meta = api.get_metadata("a").await.unwrap();
+    assert_eq!(
+        meta.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
+    assert_eq!(meta.metadata.labels.unwrap()["app"], "web");
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::default_namespaced(server.client());
+    let stream = watcher(meta_api, watcher::Config::default()).touched_objects();
+    let mut stream = Box::pin(stream);
+    let first = tokio::time::timeout(BOUND, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.metadata.name.as_deref(), Some("a"));
+    api.create(&PostParams::default(), &cm("b", "web"))
+        .await
+        .unwrap();
+    let second = tokio::time::timeout(BOUND, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.metadata.name.as_deref(), Some("b"));
+    let watch = server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.verb == Some(Verb::Watch))
+        .unwrap();
+    assert!(watch.accept.unwrap().contains("as=PartialObjectMetadata"));
+}

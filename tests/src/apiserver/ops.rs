@@ -47,6 +47,8 @@ pub struct WatchSetup {
     pub bookmarks: bool,
     /// Events as one-row Tables (kubectl `get -w`).
     pub table: Option<(Vec<table::Column>, IncludeObject)>,
+    /// Events as PartialObjectMetadata (kube's `metadata_watcher`).
+    pub metadata_only: bool,
     pub api_version: String,
 }
 

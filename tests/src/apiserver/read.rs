@@ -35,6 +35,9 @@ pub(super) fn get(
             table::table(&cols, &[obj], include, meta, true),
         ));
     }
+    if table::wants_metadata(req.accept) {
+        return Ok(Reply::Json(200, table::partial_metadata(&obj)));
+    }
     Ok(Reply::Json(200, obj))
 }
 
@@ -133,6 +136,18 @@ pub(super) fn list(state: &State, rt: &ResourceType, req: &Request<'_>) -> Resul
             table::table(&cols, &items, include, meta, true),
         ));
     }
+    if table::wants_metadata(req.accept) {
+        let items: Vec<Value> = items.iter().map(table::partial_metadata).collect();
+        return Ok(Reply::Json(
+            200,
+            json!({
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": items,
+            }),
+        ));
+    }
     Ok(Reply::Json(
         200,
         json!({
@@ -207,6 +222,7 @@ pub(super) fn watch(
         timeout,
         bookmarks,
         table,
+        metadata_only: table::wants_metadata(req.accept),
         api_version,
     }))
 }

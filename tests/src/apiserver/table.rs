@@ -227,6 +227,24 @@ pub fn wants_table(accept: &str) -> bool {
         .is_some_and(|first| first.contains("as=Table"))
 }
 
+/// Whether an `Accept` header asks for metadata only (`as=PartialObjectMetadata` or
+/// `as=PartialObjectMetadataList`: kube's `get_metadata`, `list_metadata`, `metadata_watcher`).
+pub fn wants_metadata(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+}
+
+/// An object reduced to a `meta.k8s.io/v1 PartialObjectMetadata`.
+pub fn partial_metadata(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
 /// The values a JSONPath expression selects: `.a.b`, `.a[0]`, `.a[*].b`,
 /// `.a[?(@.k=="v")].b`, optionally inside `{}`. Missing keys select nothing.
 pub fn json_path(obj: &Value, path: &str) -> Vec<Value> {

@@ -97,6 +97,7 @@ async fn next(w: &mut Watch) -> Option<Result<Frame<Bytes>, BoxError>> {
 
 fn event(w: &mut Watch, t: &str, obj: Value) -> Value {
     let object = match &w.setup.table {
+        None if w.setup.metadata_only => table::partial_metadata(&obj),
         None => obj,
         Some((cols, include)) => {
             let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)});
