@@ -200,13 +200,22 @@ fn admin_inner(
             let text = std::str::from_utf8(body)
                 .map_err(|_| ApiError::bad_request("objects must be UTF-8"))?;
             let mut stored = Vec::new();
-            for obj in documents(text)? {
+            for obj in crds_first(documents(text)?) {
                 stored.push(server.insert(obj)?);
             }
             Ok(json!({"items": stored}))
         }
         _ => Err(ApiError::path_not_found()),
     }
+}
+
+/// CustomResourceDefinitions before everything else, so the objects they declare can be
+/// stored.
+pub fn crds_first(docs: Vec<Value>) -> Vec<Value> {
+    let (crds, rest): (Vec<Value>, Vec<Value>) = docs
+        .into_iter()
+        .partition(|d| d["kind"] == "CustomResourceDefinition");
+    crds.into_iter().chain(rest).collect()
 }
 
 /// Objects in a JSON value, a `List`, or a multi-document YAML stream.
@@ -223,7 +232,8 @@ pub fn documents(text: &str) -> Result<Vec<Value>, ApiError> {
             Value::Object(ref m)
                 if m.get("kind")
                     .and_then(Value::as_str)
-                    .is_some_and(|k| k.ends_with("List")) =>
+                    .is_some_and(|k| k.ends_with("List"))
+                    && m.get("items").is_some_and(Value::is_array) =>
             {
                 out.extend(
                     m.get("items")

@@ -40,7 +40,7 @@ use serde_json::{Value, json};
 pub use self::error::ApiError;
 pub use self::hooks::{Fault, FaultResponse, OutageMode, Outcome, RecordedRequest, Target, Verb};
 use self::hooks::{Hooks, Outage};
-pub use self::http::{Running, ServeError, documents, kubeconfig};
+pub use self::http::{Running, ServeError, crds_first, documents, kubeconfig};
 pub use self::patch::PatchType;
 use self::path::{Query, Route};
 pub use self::registry::ResourceType;
@@ -98,6 +98,17 @@ impl Config {
 
     pub fn version(mut self, major: u32, minor: u32) -> Self {
         self.version = (major, minor);
+        self
+    }
+
+    pub fn request_log_limit(mut self, n: usize) -> Self {
+        self.request_log_limit = n;
+        self
+    }
+
+    /// The namespaces present at start (replacing the default four).
+    pub fn namespaces(mut self, names: &[&str]) -> Self {
+        self.namespaces = names.iter().map(|s| s.to_string()).collect();
         self
     }
 }
@@ -455,6 +466,7 @@ impl ApiServer {
         response: ::http::Response<Body>,
     ) -> ::http::Response<Body> {
         rec.status = response.status().as_u16();
+        tracing::debug!(method = %rec.method, path = %rec.path, status = rec.status, outcome = ?rec.outcome, "test API server request");
         self.inner.hooks().record(rec);
         response
     }

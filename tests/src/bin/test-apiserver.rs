@@ -79,22 +79,24 @@ async fn main() -> anyhow::Result<()> {
         .bookmark_interval(Duration::from_secs_f64(args.bookmark_interval))
         .version(major, minor);
     let server = ApiServer::with_config(config);
+    // Every seed document, then CRDs first so the objects they declare can be stored.
+    let mut docs = Vec::new();
     for path in &args.seed {
         for file in seed_files(path)? {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let docs = tests::apiserver::documents(&text)
+            let found = tests::apiserver::documents(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            // CRDs first, so the objects they declare can be stored.
-            let (crds, rest): (Vec<_>, Vec<_>) = docs
-                .into_iter()
-                .partition(|d| d["kind"] == "CustomResourceDefinition");
-            for d in crds.into_iter().chain(rest) {
-                server
-                    .insert(d)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            }
+            docs.extend(found.into_iter().map(|d| (file.clone(), d)));
         }
+    }
+    let (crds, rest): (Vec<_>, Vec<_>) = docs
+        .into_iter()
+        .partition(|(_, d)| d["kind"] == "CustomResourceDefinition");
+    for (file, d) in crds.into_iter().chain(rest) {
+        server
+            .insert(d)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     }
     let running = server.start(args.listen).await?;
     if let Some(path) = &args.kubeconfig {
