@@ -576,3 +576,111 @@ async fn the_binary_serves_seeded_objects_to_a_kube_client_from_its_kubeconfig()
         "10.0.10.0/24"
     );
 }
+
+/// A minimal CRD for a cilium.io kind (no schema: the server validates none).
+fn cilium_crd(kind: &str, plural: &str, versions: &[&str]) -> String {
+    let vs: String = versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "  - name: {v}\n    served: true\n    storage: {}\n    subresources: {{status: {{}}}}\n    schema:\n      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n",
+                i == 0
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.cilium.io\n\
+         spec:\n  group: cilium.io\n  scope: Cluster\n  names:\n    plural: {plural}\n    singular: {}\n    kind: {kind}\n  versions:\n{vs}",
+        kind.to_ascii_lowercase()
+    )
+}
+
+#[test]
+fn the_seed_lab_manifests_apply_unchanged() {
+    if !have_kubectl() {
+        return;
+    }
+    let s = Server::start();
+    let crds = [
+        cilium_crd(
+            "CiliumBGPClusterConfig",
+            "ciliumbgpclusterconfigs",
+            &["v2", "v2alpha1"],
+        ),
+        cilium_crd(
+            "CiliumBGPPeerConfig",
+            "ciliumbgppeerconfigs",
+            &["v2", "v2alpha1"],
+        ),
+        cilium_crd(
+            "CiliumBGPAdvertisement",
+            "ciliumbgpadvertisements",
+            &["v2", "v2alpha1"],
+        ),
+        cilium_crd(
+            "CiliumL2AnnouncementPolicy",
+            "ciliuml2announcementpolicies",
+            &["v2alpha1"],
+        ),
+        cilium_crd(
+            "CiliumLoadBalancerIPPool",
+            "ciliumloadbalancerippools",
+            &["v2", "v2alpha1"],
+        ),
+    ]
+    .join("---\n");
+    let crds = s.file("cilium-crds.yaml", &crds);
+    s.ok(&["apply", "-f", path_str(&crds)]);
+    s.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=20s",
+    ]);
+
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../frr-lab/topologies/seed");
+    let mut args = vec!["apply".to_string()];
+    for f in [
+        "bgp.yaml",
+        "l2.yaml",
+        "lb-advertisement.yaml",
+        "lb-pool.yaml",
+        "webpod.yaml",
+        "cluster",
+    ] {
+        args.push("-f".into());
+        args.push(seed.join(f).to_str().unwrap().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s.ok(&args);
+    // 7 cilium.io objects, the Service, 4 Nodes and the EndpointSlice.
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(" created")).count(),
+        13,
+        "{out}"
+    );
+
+    let nodes = s.json(&["get", "nodes"]);
+    assert_eq!(nodes["items"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        nodes["items"][0]["status"]["addresses"][0]["address"], "192.168.10.100",
+        "Node status kept"
+    );
+    let svc = s.json(&["get", "svc", "-A"]);
+    assert_eq!(svc["items"][0]["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        s.json(&["get", "ciliumloadbalancerippools"])["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let slices = s.json(&["get", "endpointslices", "-A"]);
+    assert_eq!(slices["items"][0]["metadata"]["generation"], 1);
+    assert!(
+        s.ok(&["apply", "-f", seed.join("lb-pool.yaml").to_str().unwrap()])
+            .contains("unchanged")
+    );
+}
