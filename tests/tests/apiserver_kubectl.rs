@@ -511,19 +511,35 @@ fn kubectl_manages_a_service_and_its_status() {
         "{managers:?}"
     );
 
-    // kubectl's typed `create <kind>` generators send protobuf, which the server refuses clearly.
-    let refused = s.fails(&["create", "namespace", "bgp"]);
+    // kubectl's typed generators send protobuf; Namespaces, ConfigMaps and Secrets are read.
     assert!(
-        refused.contains("use `kubectl apply -f` or `kubectl create -f`"),
-        "{refused}"
+        s.ok(&["create", "namespace", "bgp"])
+            .contains("namespace/bgp created")
     );
+    let out = s.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "bgp-auth",
+        "-n",
+        "bgp",
+        "--from-literal=password=s3cret",
+    ]);
+    assert!(out.contains("secret/bgp-auth created"), "{out}");
+    let secret = s.json(&["get", "secret", "bgp-auth", "-n", "bgp"]);
+    assert_eq!(
+        (secret["data"]["password"].as_str(), secret["type"].as_str()),
+        (Some("czNjcmV0"), Some("Opaque"))
+    );
+    s.ok(&["create", "configmap", "cfg", "--from-literal=a=1"]);
+    assert_eq!(s.json(&["get", "cm", "cfg"])["data"]["a"], "1");
     let ns = s.file(
         "ns.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: bgp}\n",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
     );
     assert!(
         s.ok(&["create", "-f", path_str(&ns)])
-            .contains("namespace/bgp created")
+            .contains("namespace/other created")
     );
 
     assert!(

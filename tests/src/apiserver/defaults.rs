@@ -33,7 +33,7 @@ pub fn apply(
 /// `Opaque`.
 fn secret(obj: &mut Value) {
     let Some(m) = obj.as_object_mut() else { return };
-    if m.get("type").is_none_or(Value::is_null) {
+    if m.get("type").is_none_or(|t| t.is_null() || t == "") {
         m.insert("type".into(), json!("Opaque"));
     }
     let Some(Value::Object(plain)) = m.remove("stringData") else {

@@ -19,6 +19,7 @@ mod openapi;
 mod ops;
 mod patch;
 mod path;
+mod protobuf;
 mod read;
 pub mod registry;
 mod selector;
@@ -456,7 +457,21 @@ impl ApiServer {
         {
             return Ok(self.finish(rec, error_response(&ApiError::not_acceptable(&accept))));
         }
-        let response = self.route(&parts, route, &query, &body, &rec);
+        // kubectl's `create namespace|configmap|secret` send protobuf: read those as JSON.
+        let mut body = body;
+        let mut content_type = rec.content_type.clone().unwrap_or_default();
+        let writes = parts.method == ::http::Method::POST || parts.method == ::http::Method::PUT;
+        if is_resource && writes && content_type.starts_with(protobuf::CONTENT_TYPE) {
+            match protobuf::decode(&body) {
+                Ok(v) => {
+                    body = Bytes::from(v.to_string().into_bytes());
+                    rec.body = Some(v);
+                    content_type = "application/json".to_string();
+                }
+                Err(e) => return Ok(self.finish(rec, error_response(&e))),
+            }
+        }
+        let response = self.route(&parts, route, &query, &body, &content_type, &rec);
         Ok(self.finish(rec, response))
     }
 
@@ -491,6 +506,7 @@ impl ApiServer {
         route: Route,
         query: &Query,
         body: &[u8],
+        content_type: &str,
         rec: &RecordedRequest,
     ) -> ::http::Response<Body> {
         let (major, minor) = self.inner.config.version;
@@ -538,7 +554,7 @@ impl ApiServer {
                     method: &parts.method,
                     path: &p,
                     query,
-                    content_type: rec.content_type.as_deref().unwrap_or(""),
+                    content_type,
                     accept: rec.accept.as_deref().unwrap_or(""),
                     body,
                     manager: &manager,

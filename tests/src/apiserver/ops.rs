@@ -76,8 +76,8 @@ pub fn dispatch(state: &mut State, req: &Request<'_>) -> Result<Reply, ApiError>
             415,
             "UnsupportedMediaType",
             format!(
-                "the test API server reads JSON and YAML bodies only, not {base} \
-                 (kubectl's `create <kind>` generators send protobuf: use `kubectl apply -f` or `kubectl create -f`)"
+                "the test API server reads JSON and YAML bodies (and protobuf for Namespaces, ConfigMaps \
+                 and Secrets), not {base}: use `kubectl apply -f` or `kubectl create -f`"
             ),
         ));
     }
