@@ -917,3 +917,39 @@ async fn kube_runtime_event_recorder_creates_then_updates_a_series() {
     assert_eq!(events[0]["regarding"]["name"], "web");
     assert_eq!(events[0]["series"]["count"], 2);
 }
+
+#[tokio::test]
+async fn an_exact_list_reads_the_past_and_a_future_version_is_too_large() {
+    let server = ApiServer::new();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let cm = |n: &str| ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(n.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let a = api.create(&PostParams::default(), &cm("a")).await.unwrap();
+    api.create(&PostParams::default(), &cm("b")).await.unwrap();
+    let rv = a.resource_version().unwrap();
+    let then = api
+        .list(
+            &ListParams::default()
+                .at(&rv)
+                .matching(kube::api::VersionMatch::Exact),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        then.items.iter().map(|c| c.name_any()).collect::<Vec<_>>(),
+        vec!["a"]
+    );
+    assert_eq!(then.metadata.resource_version.as_deref(), Some(rv.as_str()));
+    let future = (server.resource_version() + 10).to_string();
+    let (code, reason, _) = api_error(
+        api.list(&ListParams::default().at(&future))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (504, "Timeout"));
+}

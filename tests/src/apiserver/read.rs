@@ -66,9 +66,7 @@ pub(super) fn list(state: &State, rt: &ResourceType, req: &Request<'_>) -> Resul
             None | Some("0") => (current, None),
             Some(rv) => {
                 let rv = parse_rv(rv)?;
-                if q.get("resourceVersionMatch") == Some("Exact") {
-                    (rv, None)
-                } else if rv > current {
+                if rv > current {
                     let mut e = ApiError::new(
                         504,
                         "Timeout",
@@ -78,6 +76,8 @@ pub(super) fn list(state: &State, rt: &ResourceType, req: &Request<'_>) -> Resul
                         json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
                     );
                     return Err(e);
+                } else if q.get("resourceVersionMatch") == Some("Exact") {
+                    (rv, None)
                 } else {
                     (current, None)
                 }
