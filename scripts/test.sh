@@ -12,4 +12,4 @@ echo "== dependency rule"
 ./scripts/check-deps.sh
 echo "== cargo test"
 # Lab tests fail instead of skipping when they cannot run.
-FRR_LAB_REQUIRED=1 cargo test --workspace
+FRR_LAB_REQUIRED=1 KUBECTL_REQUIRED=1 cargo test --workspace
