@@ -13,5 +13,6 @@
 
 pub mod config;
 pub mod fsm;
+pub mod rib;
 pub mod speaker;
 pub mod wire;
