@@ -408,6 +408,15 @@ impl Rib {
         }
     }
 
+    /// Marks a peer's paths of one family stale (an enhanced route refresh began).
+    pub fn mark_stale(&mut self, idx: PeerIdx, family: Family) -> u32 {
+        match family {
+            Family::IPV4_UNICAST => self.v4.mark_stale(idx),
+            Family::IPV6_UNICAST => self.v6.mark_stale(idx),
+            _ => 0,
+        }
+    }
+
     /// Stale paths of a peer in a family.
     pub fn stale_count(&self, idx: PeerIdx, family: Family) -> u32 {
         match family {
