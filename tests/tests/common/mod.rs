@@ -156,3 +156,13 @@ pub fn watch_kernel(
         (samples, missing)
     })
 }
+
+/// The peer's hold timer (9 s) runs from the last message it got from us, and our keepalives
+/// come every 2.25-3 s: a cut is noticed between 6 and 9 s after it (plus the peer's own timer
+/// granularity, about a second for GoBGP).
+pub fn assert_hold_time(after: Duration) {
+    assert!(
+        after >= Duration::from_millis(5900) && after <= Duration::from_millis(11_500),
+        "the session ended {after:?} after the cut, not within the hold time"
+    );
+}
