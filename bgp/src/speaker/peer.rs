@@ -66,6 +66,8 @@ pub(crate) struct Status {
     pub(crate) flaps: u32,
     pub(crate) received: u64,
     pub(crate) sent: u64,
+    /// Octets waiting in our write buffer (FRR's OutQ, in octets).
+    pub(crate) out_queue: usize,
 }
 
 struct Conn {
@@ -252,6 +254,8 @@ impl PeerTask {
         };
         self.feed(Slot::Main, start).await;
         loop {
+            let queued = self.conn.as_ref().map_or(0, |c| c.out.len());
+            self.set_status(|s| s.out_queue = queued);
             if self.want_pull
                 && self.main.state() == State::Established
                 && self.conn.as_ref().is_some_and(|c| c.out.len() < LOW_WATER)

@@ -336,3 +336,130 @@ async fn bad_configuration_is_refused_with_a_clear_error() {
     ));
     s.shutdown(StopMode::GracefulRestart).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passing_the_max_prefix_limit_closes_the_session_with_its_cease() {
+    let port = free_port();
+    let a = Speaker::new();
+    a.start_instance(instance("a", 65000, [10, 0, 0, 1], Some(port)))
+        .await
+        .unwrap();
+    let mut to_b = peer("b", [127, 0, 0, 1], 65001);
+    to_b.passive = true;
+    to_b.max_prefixes.insert(
+        Family::IPV4_UNICAST,
+        MaxPrefix {
+            limit: 10,
+            restart_after: None,
+        },
+    );
+    a.add_peer("a", to_b).await.unwrap();
+    let b = Speaker::new();
+    b.start_instance(instance("b", 65001, [10, 0, 0, 2], None))
+        .await
+        .unwrap();
+    let mut to_a = peer("a", [127, 0, 0, 1], 65000);
+    to_a.port = port;
+    b.add_peer("b", to_a).await.unwrap();
+    established(&a, "a", "b").await;
+    let routes = (0..20u32)
+        .map(|i| route(&format!("10.0.{i}.0/24")))
+        .collect();
+    b.announce("b", routes).await.unwrap();
+    let err = wait_for("the Cease on B", async || {
+        b.peer_state("b", "a")
+            .await
+            .unwrap()
+            .last_error
+            .filter(|e| e.contains("Maximum Number of Prefixes"))
+    })
+    .await;
+    assert!(err.starts_with("received NOTIFICATION Cease"), "{err}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let st = a.peer_state("a", "b").await.unwrap();
+    assert_eq!(
+        st.state,
+        State::Idle,
+        "no restart without a restart interval"
+    );
+    assert!(
+        a.loc_rib("a", Family::IPV4_UNICAST)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    a.shutdown(StopMode::GracefulRestart).await;
+    b.shutdown(StopMode::GracefulRestart).await;
+}
+
+/// A peer that completes the OPEN exchange and then never reads again must not hold up the
+/// others, and what is queued for it stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_does_not_hold_up_the_others() {
+    use crate::wire::{Capability, EncodeContext, Message, Open};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (a, b, port) = pair(65000, 65001).await;
+    let mut stuck = peer("stuck", [127, 0, 0, 2], 65002);
+    stuck.passive = true;
+    stuck.hold_time = HoldTime::new(60).unwrap();
+    stuck.keepalive = None;
+    a.add_peer("a", stuck).await.unwrap();
+    established(&a, "a", "b").await;
+    // The stuck peer: a small receive buffer, an OPEN and a KEEPALIVE, then silence.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut s = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let open = Message::Open(Open::new(
+        65002,
+        60,
+        Ipv4Addr::new(10, 0, 0, 3),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(65002),
+        ],
+    ));
+    let ctx = EncodeContext::default();
+    s.write_all(&open.to_bytes(&ctx).unwrap()).await.unwrap();
+    s.write_all(&Message::Keepalive.to_bytes(&ctx).unwrap())
+        .await
+        .unwrap();
+    let mut first = [0u8; 64];
+    let _ = s.read(&mut first).await.unwrap();
+    established(&a, "a", "stuck").await;
+    // 200 000 routes go to both.
+    let routes: Vec<Route> = (0..200_000u32)
+        .map(|i| {
+            route(&format!(
+                "{}.{}.{}.0/24",
+                11 + i / 65536,
+                (i / 256) % 256,
+                i % 256
+            ))
+        })
+        .collect();
+    a.announce("a", routes).await.unwrap();
+    let t = Instant::now();
+    wait_for("200 000 routes on B", async || {
+        (b.loc_rib("b", Family::IPV4_UNICAST).await.unwrap().len() == 200_000).then_some(())
+    })
+    .await;
+    eprintln!(
+        "B had 200 000 routes {:.2} s after they were announced",
+        t.elapsed().as_secs_f64()
+    );
+    let st = a.peer_state("a", "stuck").await.unwrap();
+    let to_b = a.peer_state("a", "b").await.unwrap();
+    assert_eq!(st.state, State::Established);
+    assert_eq!(to_b.counts[0].advertised, 200_000);
+    // What waits for the stuck peer in our memory is bounded by the pull threshold plus one
+    // batch; the rest stays in its Adj-RIB-Out (and the kernel's bounded socket buffer).
+    assert!(
+        st.out_queue <= super::peer::LOW_WATER + 128 * 1024,
+        "{} octets queued for a peer that does not read",
+        st.out_queue
+    );
+    drop(s);
+    a.shutdown(StopMode::GracefulRestart).await;
+    b.shutdown(StopMode::GracefulRestart).await;
+}
