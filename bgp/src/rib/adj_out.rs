@@ -46,7 +46,7 @@ impl<K: Key> AdjOut<K> {
     /// A new Adj-RIB-Out that will send every prefix of `routes`, then End-of-RIB.
     pub(crate) fn new(routes: &HashMap<K, Paths, FastHash>) -> AdjOut<K> {
         let pending = Dirty {
-            work: routes.keys().copied().collect(),
+            work: by_attributes(routes, routes.keys().copied()),
             ..Dirty::default()
         };
         AdjOut {
@@ -154,6 +154,7 @@ impl<K: Key> AdjOut<K> {
         let mut order: Vec<AttrId> = Vec::new();
         let mut withdrawn: Vec<Nlri> = Vec::new();
         let mut n = 0;
+        self.pending.refill_sorted(|k| best_attr(routes, k));
         while n < budget {
             let Some(k) = self.pending.next() else { break };
             n += 1;
@@ -233,6 +234,22 @@ impl<K: Key> AdjOut<K> {
         }
         Ok(out)
     }
+}
+
+/// The best path's attribute set of a prefix (withdrawn ones first).
+fn best_attr<K: Key>(routes: &HashMap<K, Paths, FastHash>, k: &K) -> Option<AttrId> {
+    routes.get(k).and_then(|p| p.best().map(|b| b.attr))
+}
+
+/// Prefixes in the order they are popped: grouped by best-path attribute set, so a batch
+/// packs into few UPDATEs.
+fn by_attributes<K: Key>(
+    routes: &HashMap<K, Paths, FastHash>,
+    keys: impl Iterator<Item = K>,
+) -> Vec<K> {
+    let mut v: Vec<(Option<AttrId>, K)> = keys.map(|k| (best_attr(routes, &k), k)).collect();
+    v.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+    v.into_iter().map(|(_, k)| k).collect()
 }
 
 fn encode(m: &Message, ctx: &EncodeContext) -> Result<Bytes, EncodeError> {

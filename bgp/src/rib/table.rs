@@ -18,7 +18,9 @@ use super::prefix::{FastHash, Key};
 #[derive(Debug, Clone)]
 pub(crate) enum Paths {
     One(Path),
-    Many(Vec<Path>),
+    // Boxed so that the common `One` keeps the entry at 16 octets.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Path>>),
 }
 
 impl Paths {
@@ -42,7 +44,7 @@ impl Paths {
 
     fn push(&mut self, path: Path) {
         match self {
-            Paths::One(p) => *self = Paths::Many(vec![*p, path]),
+            Paths::One(p) => *self = Paths::Many(Box::new(vec![*p, path])),
             Paths::Many(v) => v.push(path),
         }
     }
@@ -94,6 +96,17 @@ impl<K: Key> Default for Dirty<K> {
 impl<K: Key> Dirty<K> {
     pub(crate) fn mark(&mut self, k: K) {
         self.set.insert(k);
+    }
+
+    /// Moves the marked prefixes to the work list, ordered by `key` (so that prefixes sharing
+    /// attributes are processed, and packed, together).
+    pub(crate) fn refill_sorted<T: Ord>(&mut self, key: impl Fn(&K) -> T) {
+        if self.work.is_empty() && !self.set.is_empty() {
+            let mut v: Vec<(T, K)> = self.set.drain().map(|k| (key(&k), k)).collect();
+            // Popped from the end: reverse order.
+            v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            self.work = v.into_iter().map(|(_, k)| k).collect();
+        }
     }
 
     /// The next prefix to process.
