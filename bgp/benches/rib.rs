@@ -2,6 +2,8 @@
 //! the same table exported to a new peer as packed UPDATEs. The full-size run (1,000,000 IPv4
 //! and 200,000 IPv6 prefixes, time and memory) is `examples/rib_scale.rs`.
 
+#![allow(clippy::unwrap_used)] // benchmark set-up: a failed unwrap is a broken benchmark
+
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
