@@ -346,3 +346,58 @@ fn bird_drops_a_cut_session_after_the_hold_time_and_takes_it_back() {
         routes(&lab, "172.20.1.0/24").first().cloned()
     });
 }
+
+const FOUR_OCTET_LAB: &str = "
+name: birdasn4
+nodes:
+  tor:
+    kind: bird
+    interfaces: { eth1: [10.0.3.1/24] }
+    bgp:
+      asn: 4200000000
+      router-id: 10.0.3.1
+      announce: [10.10.1.0/24]
+      neighbors:
+        - { address: 10.0.3.11, asn: 4200000002, hold-time: 9, keepalive: 3 }
+  node1: { interfaces: { eth1: [10.0.3.11/24] } }
+links:
+  - endpoints: [tor:eth1, node1:eth1]
+";
+
+/// RFC 6793: 4-octet ASNs on both sides with BIRD.
+///
+/// ```text
+///    tor (BIRD, AS 4200000000) 10.0.3.1 ── node1 10.0.3.11 (AS 4200000002, 172.23.1.0/24)
+/// ```
+#[test]
+fn bird_with_four_octet_asns() {
+    if !lab_available() {
+        return;
+    }
+    let t = Topology::from_yaml(FOUR_OCTET_LAB, "birdasn4", |_| unreachable!()).unwrap();
+    let mut lab = Lab::up(t, LabOptions::with_prefix(unique_prefix("ba"))).unwrap();
+    let n1 = start(
+        &mut lab,
+        "node1",
+        harness_config(
+            4_200_000_002,
+            "10.0.3.11",
+            vec![peer("tor", "10.0.3.1", 4_200_000_000)],
+            vec![route("172.23.1.0/24")],
+        ),
+    );
+    n1.wait_established("tor", Duration::from_secs(20)).unwrap();
+    let r = wait("172.23.1.0/24 on BIRD", Duration::from_secs(10), |_| {
+        routes(&lab, "172.23.1.0/24").first().cloned()
+    });
+    assert!(r.contains("BGP.as_path: 4200000002"), "{r}");
+    let v = wait(
+        "BIRD's route in our Loc-RIB",
+        Duration::from_secs(10),
+        |_| {
+            let v = n1.loc_rib("ipv4-unicast").ok()?;
+            find(&v, "10.10.1.0/24").first().map(|r| (*r).clone())
+        },
+    );
+    assert_eq!(v["attrs"]["as_path"], "4200000000");
+}

@@ -472,6 +472,9 @@ router bgp 65000
  neighbor 192.168.10.102 remote-as 65001
  neighbor 192.168.10.102 timers connect 2
  neighbor 192.168.10.102 password right-key
+ neighbor 192.168.10.103 remote-as 65001
+ neighbor 192.168.10.103 timers connect 2
+ neighbor 192.168.10.103 ttl-security hops 1
  !
  address-family ipv4 unicast
   network 10.10.1.0/24
@@ -490,11 +493,13 @@ nodes:
   node1: { interfaces: { eth1: [192.168.10.100/24] } }
   node2: { interfaces: { eth1: [192.168.10.101/24] } }
   node3: { interfaces: { eth1: [192.168.10.102/24] } }
+  node4: { interfaces: { eth1: [192.168.10.103/24] } }
 links:
   - endpoints: [tor:eth1, sw1:tor]
   - endpoints: [node1:eth1, sw1:node1]
   - endpoints: [node2:eth1, sw1:node2]
   - endpoints: [node3:eth1, sw1:node3]
+  - endpoints: [node4:eth1, sw1:node4]
 ";
 
 /// RFC 4724 and RFC 8538, both roles: SIGKILL of our process while FRR keeps our routes stale
@@ -622,12 +627,13 @@ fn graceful_restart_keeps_routes_through_a_sigkill_of_either_side() {
 }
 
 /// RFC 2385: TCP MD5 with the right key comes up (also through our listener), with a wrong
-/// key it never does.
+/// key it never does; RFC 5082 (GTSM) toward a neighbour with `ttl-security hops 1`.
 ///
 /// ```text
 ///    tor (FRR, AS 65000) 192.168.10.200, password right-key toward .101 and .102
 ///       └── sw1 ── node2 .101 (key right-key, listens on 179 too)
-///              └── node3 .102 (key wrong-key)
+///              ├── node3 .102 (key wrong-key)
+///              └── node4 .103 (GTSM, 1 hop: TTL 255 out, at least 255 in)
 /// ```
 #[test]
 fn tcp_md5_with_the_right_key_establishes_and_with_a_wrong_key_does_not() {
@@ -670,6 +676,24 @@ fn tcp_md5_with_the_right_key_establishes_and_with_a_wrong_key_does_not() {
         "the signed session's route on FRR",
         Duration::from_secs(10),
         |_| frr_paths(&lab, "tor", "172.20.1.0/24").first().cloned(),
+    );
+    let mut gtsm = peer("tor", "192.168.10.200", 65000);
+    gtsm.ttl_security = Some(1);
+    let n4 = start(
+        &mut lab,
+        "node4",
+        harness_config(
+            65001,
+            "192.168.10.103",
+            vec![gtsm],
+            vec![route("172.20.4.0/24")],
+        ),
+    );
+    n4.wait_established("tor", Duration::from_secs(20)).unwrap();
+    wait(
+        "the GTSM session's route on FRR",
+        Duration::from_secs(10),
+        |_| frr_paths(&lab, "tor", "172.20.4.0/24").first().cloned(),
     );
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {

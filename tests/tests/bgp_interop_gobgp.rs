@@ -376,3 +376,115 @@ fn gobgp_drops_a_cut_session_after_the_hold_time_and_takes_it_back() {
         paths(&lab, "172.20.1.0/24").first().cloned()
     });
 }
+
+const IBGP_LAB: &str = "
+name: gobgpibgp
+nodes:
+  tor:
+    kind: gobgpd
+    interfaces: { eth1: [10.0.2.1/24, 'fd00:2::1/64'] }
+    bgp:
+      asn: 4200000000
+      router-id: 10.0.2.1
+      listen: true
+      announce: [10.10.1.0/24, 'fd00:99::/64']
+      neighbors:
+        - { address: 10.0.2.11, asn: 4200000000, hold-time: 9, keepalive: 3 }
+        - { address: 'fd00:2::12', asn: 4200000002, hold-time: 9, keepalive: 3 }
+  sw1: { kind: bridge }
+  node1: { interfaces: { eth1: [10.0.2.11/24] } }
+  node2: { interfaces: { eth1: [10.0.2.12/24, 'fd00:2::12/64'] } }
+links:
+  - endpoints: [tor:eth1, sw1:tor]
+  - endpoints: [node1:eth1, sw1:node1]
+  - endpoints: [node2:eth1, sw1:node2]
+";
+
+/// RFC 4271 iBGP (LOCAL_PREF), RFC 6793 4-octet ASNs and RFC 4760 over an IPv6 session, with
+/// GoBGP.
+///
+/// ```text
+///    tor (gobgpd, AS 4200000000) 10.0.2.1, fd00:2::1
+///       └── sw1 ── node1 10.0.2.11 iBGP (172.22.1.0/24 LOCAL_PREF 300)
+///              └── node2 fd00:2::12 eBGP AS 4200000002 over IPv6 (172.22.2.0/24, fd00:32::/64)
+/// ```
+#[test]
+fn gobgp_with_ibgp_four_octet_asns_and_an_ipv6_session() {
+    if !lab_available() {
+        return;
+    }
+    let t = Topology::from_yaml(IBGP_LAB, "gobgpibgp", |_| unreachable!()).unwrap();
+    let mut lab = Lab::up(t, LabOptions::with_prefix(unique_prefix("gi"))).unwrap();
+    let mut lp = route("172.22.1.0/24");
+    lp.attributes.local_pref = Some(300);
+    let n1 = start(
+        &mut lab,
+        "node1",
+        harness_config(
+            4_200_000_000,
+            "10.0.2.11",
+            vec![peer("tor", "10.0.2.1", 4_200_000_000)],
+            vec![lp],
+        ),
+    );
+    let n2 = start(
+        &mut lab,
+        "node2",
+        harness_config(
+            4_200_000_002,
+            "10.0.2.12",
+            vec![peer("tor", "fd00:2::1", 4_200_000_000)],
+            vec![route("172.22.2.0/24"), route("fd00:32::/64")],
+        ),
+    );
+    n1.wait_established("tor", Duration::from_secs(20)).unwrap();
+    n2.wait_established("tor", Duration::from_secs(20)).unwrap();
+    let p = wait("172.22.1.0/24 on GoBGP", Duration::from_secs(10), |_| {
+        paths(&lab, "172.22.1.0/24").first().cloned()
+    });
+    assert_eq!(
+        attr(&p, 5).map(|a| a["value"].clone()),
+        Some(json!(300)),
+        "{p}"
+    );
+    let p = wait("172.22.2.0/24 on GoBGP", Duration::from_secs(10), |_| {
+        paths(&lab, "172.22.2.0/24").first().cloned()
+    });
+    assert!(
+        attr(&p, 2).is_some_and(|a| a.to_string().contains("4200000002")),
+        "{p}"
+    );
+    assert!(
+        p.to_string().contains("10.0.2.12"),
+        "an IPv4 next hop for IPv4 prefixes: {p}"
+    );
+    let p = wait("fd00:32::/64 on GoBGP", Duration::from_secs(10), |_| {
+        paths(&lab, "fd00:32::/64").first().cloned()
+    });
+    assert!(p.to_string().contains("fd00:2::12"), "{p}");
+    // GoBGP's routes reach us over both sessions.
+    // GoBGP sends its IPv4 route over the IPv6 session with an IPv6 next hop, without the
+    // RFC 8950 capability exchange; we take it as such.
+    let v4 = wait(
+        "GoBGP's IPv4 route over the IPv6 session",
+        Duration::from_secs(10),
+        |_| {
+            let v = n2.loc_rib("ipv4-unicast").ok()?;
+            find(&v, "10.10.1.0/24").first().map(|r| (*r).clone())
+        },
+    );
+    eprintln!("GoBGP's IPv4 route over IPv6: next hop {}", v4["next_hop"]);
+    let v = wait("node2's IPv6 Loc-RIB", Duration::from_secs(10), |_| {
+        let v = n2.loc_rib("ipv6-unicast").ok()?;
+        find(&v, "fd00:99::/64").first().map(|r| (*r).clone())
+    });
+    assert_eq!(v["attrs"]["as_path"], "4200000000");
+    let v = wait("node1's Loc-RIB", Duration::from_secs(10), |_| {
+        let v = n1.loc_rib("ipv4-unicast").ok()?;
+        find(&v, "172.22.2.0/24").first().map(|r| (*r).clone())
+    });
+    assert_eq!(
+        v["attrs"]["as_path"], "4200000002",
+        "iBGP keeps the path: {v}"
+    );
+}

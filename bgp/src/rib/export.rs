@@ -318,6 +318,32 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_next_hop_of_an_ipv4_route_is_not_passed_to_a_peer_without_extended_next_hop() {
+        let learnt = Attrs {
+            path: PathAttributes::new(Origin::Igp, AsPath::sequence([65000])),
+            next_hop: Some(NextHop::Ipv6 {
+                global: "fd00::1".parse().unwrap(),
+                link_local: None,
+            }),
+        };
+        let src = Source {
+            peer: 3,
+            ebgp: true,
+            rr_client: false,
+            router_id: Ipv4Addr::new(9, 9, 9, 9),
+        };
+        let out = export(&learnt, &src, &target(false), Family::IPV4_UNICAST, &ME).unwrap();
+        assert_eq!(
+            out.next_hop,
+            Some(NextHop::Ipv4(Ipv4Addr::new(192, 168, 10, 100)))
+        );
+        let mut enh = target(false);
+        enh.ext_nh_v4 = true;
+        let out = export(&learnt, &src, &enh, Family::IPV4_UNICAST, &ME).unwrap();
+        assert_eq!(out.next_hop, learnt.next_hop);
+    }
+
+    #[test]
     fn a_route_is_not_sent_back_to_its_peer_nor_to_an_as_in_its_path() {
         let learnt = Attrs {
             path: PathAttributes::new(Origin::Igp, AsPath::sequence([65000])),

@@ -591,10 +591,16 @@ impl PeerTask {
                 }
             }
             Action::OpenAccepted(info) => {
+                // Be liberal in what we accept: some speakers (GoBGP 3.10 on IPv6 sessions)
+                // send IPv4 routes with IPv6 next hops (RFC 8950) without the capability
+                // exchange; the RIB handles them, and they are never passed on to a peer that
+                // cannot take them (see rib::export).
+                let mut decode = info.negotiated.decode;
+                decode.extended_next_hop.insert(Family::IPV4_UNICAST);
                 if let Some(c) = self.conn_mut(slot) {
                     c.reader
                         .decoder_mut()
-                        .set_contexts(info.negotiated.decode, info.negotiated.encode);
+                        .set_contexts(decode, info.negotiated.encode);
                     c.enc = info.negotiated.encode;
                     c.info = Some(*info);
                 }
