@@ -38,6 +38,8 @@ use crate::wire::{EncodeContext, ErrorCode, Family, Message, Notification, Route
 pub(crate) const LOW_WATER: usize = 64 * 1024;
 /// Prefixes per family per pull from the Adj-RIB-Out.
 const PULL_BUDGET: usize = 8192;
+/// The shortest send hold time (RFC 9687 §3: 8 minutes or twice the hold time).
+const SEND_HOLD_MIN: Duration = Duration::from_secs(480);
 /// How long a NOTIFICATION may take to leave before the connection is dropped anyway.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -122,6 +124,8 @@ pub(crate) struct PeerTask {
     stale_until: Option<Instant>,
     want_pull: bool,
     stopping: bool,
+    /// When the main connection's writes last made progress (or its buffer was empty).
+    write_progress: Instant,
 }
 
 // Short-lived, one at a time: boxing the message would cost an allocation per message.
@@ -226,6 +230,7 @@ impl PeerTask {
             stale_until: None,
             want_pull: false,
             stopping: false,
+            write_progress: Instant::now(),
         }
     }
 
@@ -256,6 +261,10 @@ impl PeerTask {
         loop {
             let queued = self.conn.as_ref().map_or(0, |c| c.out.len());
             self.set_status(|s| s.out_queue = queued);
+            if queued == 0 {
+                self.write_progress = Instant::now();
+            }
+            let send_hold = self.send_hold_deadline();
             if self.want_pull
                 && self.main.state() == State::Established
                 && self.conn.as_ref().is_some_and(|c| c.out.len() < LOW_WATER)
@@ -270,6 +279,7 @@ impl PeerTask {
             .flatten()
             .map(|d| self.epoch + d)
             .chain(self.stale_until)
+            .chain(send_hold)
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let (conn, extra) = (self.conn.as_mut(), self.extra.as_mut().map(|(_, c)| c));
@@ -313,7 +323,37 @@ impl PeerTask {
         }
     }
 
+    /// RFC 9687: a peer that takes nothing we write for twice the hold time (at least 8
+    /// minutes) is dropped with Send Hold Timer Expired.
+    fn send_hold_deadline(&self) -> Option<Instant> {
+        let c = self.conn.as_ref()?;
+        if c.out.is_empty() || self.main.state() != State::Established {
+            return None;
+        }
+        let hold = c.info.as_ref().map_or(0, |i| i.hold_time);
+        if hold == 0 {
+            return None;
+        }
+        let wait = Duration::from_secs(u64::from(hold) * 2).max(SEND_HOLD_MIN);
+        Some(self.write_progress + wait)
+    }
+
     async fn tick(&mut self) {
+        if self
+            .send_hold_deadline()
+            .is_some_and(|d| d <= Instant::now())
+        {
+            warn!("the peer has not read anything for the send hold time");
+            let n = Notification::new(ErrorCode::SendHoldTimerExpired, 0, Vec::new());
+            self.feed(
+                Slot::Main,
+                Input::AutomaticStop {
+                    notification: n,
+                    restart: Restart::Damped,
+                },
+            )
+            .await;
+        }
         self.feed(Slot::Main, Input::Tick).await;
         if self.extra.is_some() {
             self.feed(Slot::Extra, Input::Tick).await;
@@ -345,7 +385,11 @@ impl PeerTask {
     async fn io(&mut self, slot: Slot, io: Io) {
         match io {
             Io::Read(m) => self.received(slot, m).await,
-            Io::Wrote(Ok(_)) => {}
+            Io::Wrote(Ok(n)) => {
+                if n > 0 && slot == Slot::Main {
+                    self.write_progress = Instant::now();
+                }
+            }
             Io::Wrote(Err(e)) => {
                 debug!(error = %e, "write failed");
                 self.feed(slot, Input::TcpConnectionFails).await;
