@@ -338,6 +338,9 @@ impl Speaker {
                 })?;
             (p.config.clone(), p.ctl.clone())
         };
+        if old == config {
+            return Ok(false);
+        }
         if old.address != config.address {
             self.remove_peer(instance, &config.name, Some("peer address changed"))
                 .await?;

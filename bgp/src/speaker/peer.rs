@@ -126,6 +126,8 @@ pub(crate) struct PeerTask {
     stopping: bool,
     /// When the main connection's writes last made progress (or its buffer was empty).
     write_progress: Instant,
+    /// Why the last dial failed, for the Down that follows.
+    dial_error: Option<String>,
 }
 
 // Short-lived, one at a time: boxing the message would cost an allocation per message.
@@ -231,6 +233,7 @@ impl PeerTask {
             want_pull: false,
             stopping: false,
             write_progress: Instant::now(),
+            dial_error: None,
         }
     }
 
@@ -311,7 +314,7 @@ impl PeerTask {
                         }
                         Err(e) => {
                             debug!(error = %e, "connection failed");
-                            self.set_status(|s| s.last_error = Some(format!("connect: {e}")));
+                            self.dial_error = Some(format!("connect: {e}"));
                             self.feed(Slot::Main, Input::TcpConnectionFails).await;
                         }
                     }
@@ -422,11 +425,12 @@ impl PeerTask {
             Control::Incoming(stream) => self.incoming(stream).await,
             Control::Reconfigure(cfg) => {
                 let reset = self.cfg.needs_reset(&cfg);
+                let settings_changed = self.cfg.rib_settings() != cfg.rib_settings();
                 let seed = u64::from(self.idx) ^ 0x5eed;
                 let mut sc = cfg.session_config(&self.inst.config, seed);
                 sc.restarting = self.main.config().restarting && sc.restarting;
                 self.main.set_config(sc);
-                if let Ok(mut rib) = self.inst.rib.lock() {
+                if settings_changed && let Ok(mut rib) = self.inst.rib.lock() {
                     rib.update_peer_settings(self.idx, cfg.rib_settings());
                 }
                 self.cfg = *cfg;
@@ -852,7 +856,11 @@ impl PeerTask {
     }
 
     fn down(&mut self, slot: Slot, reason: DownReason, established: bool) {
-        let text = reason.describe();
+        let dial_error = self.dial_error.take();
+        let text = match (&reason, dial_error) {
+            (DownReason::ConnectionLost, Some(e)) if !established => e,
+            _ => reason.describe(),
+        };
         if slot == Slot::Extra || !established {
             debug!(reason = %text, "connection ended");
             if slot == Slot::Main && !matches!(reason, DownReason::Stopped) {
