@@ -256,6 +256,25 @@ fn four_speakers_advertise_pod_cidrs_and_a_shared_address_that_the_tor_installs_
             .filter(|p| p["metric"] == 70)
             .map(|_| ())
     });
+    // A route refresh from FRR (RFC 2918, enhanced per RFC 7313) is answered with the whole
+    // Adj-RIB-Out between BoRR and EoRR; FRR keeps the route, fresh.
+    let h2 = &hs[1];
+    let before = h2.peer("tor").unwrap()["messages_sent"].as_u64().unwrap();
+    lab.vtysh("tor", "clear bgp ipv4 unicast 192.168.10.101 soft in")
+        .unwrap();
+    wait(
+        "our answer to the route refresh",
+        Duration::from_secs(5),
+        |last| {
+            let sent = h2.peer("tor").ok()?["messages_sent"].as_u64()?;
+            *last = format!("{before} -> {sent}");
+            (sent >= before + 3).then_some(())
+        },
+    );
+    let p = wait("172.20.1.0/24 still on FRR", Duration::from_secs(5), |_| {
+        frr_paths(&lab, "tor", "172.20.1.0/24").first().cloned()
+    });
+    assert_ne!(p["stale"], true, "{p}");
     // Removing the peer: FRR gets our Cease with the shutdown communication.
     h1.request(json!({"cmd": "remove-peer", "peer": "tor", "communication": "node1 drained"}))
         .unwrap();
