@@ -547,3 +547,17 @@ fn a_received_route_is_exported_to_other_peers_with_our_as_prepended() {
     assert_eq!(u.attributes.as_path, Some(AsPath::sequence([65001, 65000])));
     assert_eq!(r.adj_rib_out(b, Family::IPV4_UNICAST).len(), 1);
 }
+
+#[test]
+fn an_explicit_next_hop_of_our_route_is_advertised_when_the_family_fits() {
+    let mut r = rib(1);
+    let mut a = local_attrs_exportable();
+    a.next_hop = Some(NextHop::Ipv4(Ipv4Addr::new(10, 9, 9, 9)));
+    r.announce(net("172.20.9.0/24"), a);
+    let p = peer(&mut r, [10, 0, 0, 1], true, 65000);
+    let Message::Update(u) = &drain(&mut r, p)[0] else {
+        panic!()
+    };
+    assert_eq!(u.attributes.next_hop, Some(Ipv4Addr::new(10, 9, 9, 9)));
+    assert_eq!(u.attributes.origin, Some(Origin::Igp));
+}

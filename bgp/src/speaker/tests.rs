@@ -463,3 +463,32 @@ async fn a_peer_that_stops_reading_does_not_hold_up_the_others() {
     a.shutdown(StopMode::GracefulRestart).await;
     b.shutdown(StopMode::GracefulRestart).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_source_address_and_peer_port_are_used() {
+    let port = free_port();
+    let a = Speaker::new();
+    a.start_instance(instance("a", 65000, [10, 0, 0, 1], Some(port)))
+        .await
+        .unwrap();
+    // A knows B only as 127.0.0.5: B's connection must come from there.
+    let mut to_b = peer("b", [127, 0, 0, 5], 65001);
+    to_b.passive = true;
+    a.add_peer("a", to_b).await.unwrap();
+    let b = Speaker::new();
+    b.start_instance(instance("b", 65001, [10, 0, 0, 2], None))
+        .await
+        .unwrap();
+    let mut to_a = peer("a", [127, 0, 0, 1], 65000);
+    to_a.port = port;
+    to_a.local_address = Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5)));
+    b.add_peer("b", to_a).await.unwrap();
+    let st = established(&b, "b", "a").await;
+    assert_eq!(
+        st.local.unwrap().ip(),
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5))
+    );
+    assert_eq!(st.remote.unwrap().port(), port);
+    a.shutdown(StopMode::GracefulRestart).await;
+    b.shutdown(StopMode::GracefulRestart).await;
+}
