@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::*;
-use crate::wire::notification::{open as open_sub, update as update_sub};
+use crate::wire::notification::{cease, open as open_sub, update as update_sub};
 use crate::wire::open::Capability;
 use crate::wire::{DecodeContext, Family};
 
