@@ -492,3 +492,27 @@ async fn a_configured_source_address_and_peer_port_are_used() {
     a.shutdown(StopMode::GracefulRestart).await;
     b.shutdown(StopMode::GracefulRestart).await;
 }
+
+#[test]
+fn the_handle_and_its_futures_can_move_between_threads() {
+    fn send<T: Send>(_: T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Speaker>();
+    let s = Speaker::new();
+    send(s.start_instance(instance("a", 65000, [10, 0, 0, 1], None)));
+    send(s.stop_instance("a", StopMode::GracefulRestart));
+    send(s.add_peer("a", peer("b", [127, 0, 0, 1], 65001)));
+    send(s.update_peer("a", peer("b", [127, 0, 0, 1], 65001)));
+    send(s.remove_peer("a", "b", None));
+    send(s.reset_peer("a", "b", ResetReason::BfdDown));
+    send(s.announce("a", vec![]));
+    send(s.withdraw("a", vec![]));
+    send(s.replace_routes("a", vec![]));
+    send(s.table_complete("a"));
+    send(s.loc_rib("a", Family::IPV4_UNICAST));
+    send(s.adj_rib_in("a", "b", Family::IPV4_UNICAST));
+    send(s.adj_rib_out("a", "b", Family::IPV4_UNICAST));
+    send(s.peer_states("a"));
+    send(s.subscribe_best_paths("a"));
+    send(s.shutdown(StopMode::GracefulRestart));
+}
