@@ -141,20 +141,22 @@ impl Negotiated {
         let families = offered_families(ours).intersection(offered_families(theirs));
         let (our_rx, our_tx) = add_path_sets(ours);
         let (their_rx, their_tx) = add_path_sets(theirs);
-        let enh = ext_next_hop_set(ours).intersection(ext_next_hop_set(theirs));
-        let enh = enh.intersection(families);
+        // RFC 8950 §4: a speaker may send IPv6 next hops for IPv4 NLRI when the *receiver*
+        // advertised the capability; what the sender advertised does not matter.
+        let enh_rx = ext_next_hop_set(ours).intersection(families);
+        let enh_tx = ext_next_hop_set(theirs).intersection(families);
         Negotiated {
             decode: DecodeContext {
                 four_octet_as: four,
                 add_path: our_rx.intersection(their_tx).intersection(families),
-                extended_next_hop: enh,
+                extended_next_hop: enh_rx,
                 extended_message: ext_msg,
                 families,
             },
             encode: EncodeContext {
                 four_octet_as: four,
                 add_path: our_tx.intersection(their_rx).intersection(families),
-                extended_next_hop: enh,
+                extended_next_hop: enh_tx,
                 extended_message: ext_msg,
                 families,
             },
@@ -258,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn extended_next_hop_needs_both_sides() {
+    fn extended_next_hop_follows_the_receivers_capability() {
         let enh = Capability::ExtendedNextHop(vec![ExtendedNextHopEntry {
             afi: 1,
             safi: 1,
@@ -269,12 +271,11 @@ mod tests {
             enh.clone(),
         ]);
         let theirs = open(vec![Capability::Multiprotocol(Family::IPV4_UNICAST)]);
-        assert!(
-            Negotiated::from_opens(&ours, &theirs)
-                .encode
-                .extended_next_hop
-                .is_empty()
-        );
+        let n = Negotiated::from_opens(&ours, &theirs);
+        // We may not send them (the peer did not say it can receive them)...
+        assert!(n.encode.extended_next_hop.is_empty());
+        // ...but we said we can, so the peer may send them to us.
+        assert!(n.decode.extended_next_hop.contains(Family::IPV4_UNICAST));
         let theirs = open(vec![Capability::Multiprotocol(Family::IPV4_UNICAST), enh]);
         assert!(
             Negotiated::from_opens(&ours, &theirs)
