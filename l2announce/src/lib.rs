@@ -2,4 +2,6 @@
 //! node that holds the address's lease, and announce takeovers with gratuitous ARP and
 //! unsolicited neighbour advertisements.
 
+pub mod election;
+pub mod lease;
 pub mod wire;
