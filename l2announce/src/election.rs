@@ -175,6 +175,13 @@ pub fn decide(i: Inputs<'_>) -> Decision {
             }
         };
     }
+    if let Some(failed) = i.last_failure
+        && i.now < failed + t.retry_period
+    {
+        return Decision::Wait {
+            until: failed + t.retry_period,
+        };
+    }
     if !i.eligible {
         return if holder == Some(i.me) {
             Decision::Release
@@ -183,13 +190,6 @@ pub fn decide(i: Inputs<'_>) -> Decision {
             Decision::Wait {
                 until: i.now + t.lease_duration,
             }
-        };
-    }
-    if let Some(failed) = i.last_failure
-        && i.now < failed + t.retry_period
-    {
-        return Decision::Wait {
-            until: failed + t.retry_period,
         };
     }
     match i.record {
