@@ -80,7 +80,15 @@ fn capture_frames_from_arping_ndisc6_and_the_kernel() {
             "a",
             "tcpdump",
             "tcpdump",
-            &["-i", "eth1", "-U", "-w", &pcap_s, "arp or icmp6"],
+            &[
+                "-i",
+                "eth1",
+                "--immediate-mode",
+                "-U",
+                "-w",
+                &pcap_s,
+                "arp or icmp6",
+            ],
         )
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
