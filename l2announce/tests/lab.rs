@@ -242,7 +242,7 @@ fn when_the_holders_link_goes_down_another_node_takes_over() {
 }
 
 #[test]
-fn a_short_flap_keeps_the_lease_and_the_holder_announces_again() {
+fn a_short_flap_or_a_new_mac_keeps_the_lease_and_the_holder_announces_again() {
     let Some(mut lab) = L2Lab::up("l2f") else {
         return;
     };
@@ -292,6 +292,23 @@ fn a_short_flap_keeps_the_lease_and_the_holder_announces_again() {
         lab.lease(WEB).unwrap().record.transitions,
         0,
         "the lease never moved"
+    );
+
+    // A new MAC on the holder's interface is announced too (once the flap's rounds are over,
+    // or they would carry the new MAC themselves): two rounds of three so far.
+    lab.wait_announcements(&holder, 2, 0, opts.announce_count);
+    lab.lab
+        .exec_ok(
+            &holder,
+            "ip",
+            &["link", "set", "eth1", "address", "02:00:5e:00:02:11"],
+        )
+        .unwrap();
+    let new_mac: l2announce::wire::MacAddr = "02:00:5e:00:02:11".parse().unwrap();
+    wait(
+        "the client's entry to follow the new MAC",
+        secs(5.0),
+        || (lab.client_neighbour("192.168.10.211") == Some(new_mac)).then_some(()),
     );
 }
 

@@ -283,6 +283,7 @@ pub(crate) async fn run_interface(
     let mut sockets: Option<Sockets> = None;
     let mut multicast = Multicast::new();
     let mut was_up = false;
+    let mut last_mac: Option<MacAddr> = None;
     let mut announced: BTreeMap<IpAddr, u64> = BTreeMap::new();
     let mut bursts: BTreeMap<IpAddr, Burst> = BTreeMap::new();
     let mut retry_open: Option<Instant> = None;
@@ -331,6 +332,23 @@ pub(crate) async fn run_interface(
             }
         }
         was_up = up;
+        // A new MAC (a bond failing over, an operator's `ip link set address`): tell everyone.
+        let mac_now = usable.and_then(|l| l.mac);
+        if mac_now.is_some() && last_mac.is_some() && mac_now != last_mac && !held.is_empty() {
+            info!(interface = %name, "MAC changed: announcing again");
+            for addr in held.keys() {
+                bursts.insert(
+                    *addr,
+                    Burst {
+                        remaining: announce.count,
+                        next: now,
+                    },
+                );
+            }
+        }
+        if mac_now.is_some() {
+            last_mac = mac_now;
+        }
 
         match usable {
             Some(l) if !held.is_empty() => {
