@@ -289,6 +289,7 @@ pub(crate) async fn run_interface(
     let mut retry_open: Option<Instant> = None;
     let mut buf_arp = vec![0u8; 2048];
     let mut buf_nd = vec![0u8; 2048];
+    let mut failed = false;
     loop {
         // Reconcile with the table and the link.
         let link: Option<LinkInfo> = links.borrow_and_update().get(&name).cloned();
@@ -452,11 +453,18 @@ pub(crate) async fn run_interface(
             r = stop.changed() => if r.is_err() || *stop.borrow() { break },
             () = sleep => {}
             r = recv(sockets.as_ref().map(|s| &s.arp), &mut buf_arp) => {
-                handle(r, &buf_arp, mac, &table, sockets.as_ref().map(|s| &s.arp), &counters, &name);
+                failed = handle(r, &buf_arp, mac, &table, sockets.as_ref().map(|s| &s.arp), &counters, &name);
             }
             r = recv(sockets.as_ref().map(|s| &s.nd), &mut buf_nd) => {
-                handle(r, &buf_nd, mac, &table, sockets.as_ref().map(|s| &s.nd), &counters, &name);
+                failed = handle(r, &buf_nd, mac, &table, sockets.as_ref().map(|s| &s.nd), &counters, &name);
             }
+        }
+        if failed {
+            // A socket that cannot be read (the device went away under it) is not read in a
+            // loop: close both, open again in a second or at the next link change.
+            sockets = None;
+            retry_open = Some(Instant::now() + Duration::from_secs(1));
+            failed = false;
         }
     }
     debug!(interface = %name, "responder stopped");
@@ -469,6 +477,7 @@ async fn recv(socket: Option<&PacketSocket>, buf: &mut [u8]) -> std::io::Result<
     }
 }
 
+/// Answers one received frame; true when the socket failed.
 fn handle(
     received: std::io::Result<usize>,
     buf: &[u8],
@@ -477,9 +486,17 @@ fn handle(
     socket: Option<&PacketSocket>,
     counters: &Counters,
     name: &str,
-) {
-    let (Ok(n), Some(mac), Some(socket)) = (received, mac, socket) else {
-        return;
+) -> bool {
+    let n = match received {
+        Ok(n) => n,
+        Err(e) => {
+            bump(&counters.socket_errors);
+            warn!(interface = name, error = %e, "cannot read from the packet socket");
+            return true;
+        }
+    };
+    let (Some(mac), Some(socket)) = (mac, socket) else {
+        return false;
     };
     let frame = buf.get(..n).unwrap_or_default();
     // The table as it is now, not as it was when the loop last woke: a withdrawn address is
@@ -513,6 +530,7 @@ fn handle(
             debug!(interface = name, error = %e, "malformed frame");
         }
     }
+    false
 }
 
 #[cfg(test)]
