@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use futures::TryStreamExt as _;
@@ -89,35 +89,106 @@ fn apply_del(links: &mut BTreeMap<String, LinkInfo>, index: u32) -> bool {
     links.len() != before
 }
 
-/// Starts watching the interfaces of this process's network namespace. The task ends when
-/// every receiver is gone.
-pub async fn watch_links() -> std::io::Result<(watch::Receiver<Links>, JoinHandle<()>)> {
-    let (conn, handle, mut messages) = new_multicast_connection(&[MulticastGroup::Link])?;
-    let conn_task = tokio::spawn(conn);
-    let mut links = BTreeMap::new();
-    let mut dump = handle.link().get().execute();
-    loop {
-        match dump.try_next().await {
-            Ok(Some(msg)) => {
-                if let Some(info) = parse(&msg) {
-                    apply_new(&mut links, info);
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                conn_task.abort();
-                return Err(std::io::Error::other(format!("cannot list links: {e}")));
+/// Replaces `links` by a fresh dump, keeping `since` of links whose state did not change;
+/// returns whether anything changed.
+fn merge_dump(links: &mut BTreeMap<String, LinkInfo>, fresh: Vec<LinkInfo>) -> bool {
+    let names: std::collections::BTreeSet<String> = fresh.iter().map(|l| l.name.clone()).collect();
+    let before = links.len();
+    links.retain(|name, _| names.contains(name));
+    let mut changed = links.len() != before;
+    for info in fresh {
+        changed |= apply_new(links, info);
+    }
+    changed
+}
+
+type Messages = futures::channel::mpsc::UnboundedReceiver<(
+    rtnetlink::packet_core::NetlinkMessage<RouteNetlinkMessage>,
+    rtnetlink::sys::SocketAddr,
+)>;
+
+/// A netlink connection subscribed to link notifications.
+struct Session {
+    conn: JoinHandle<()>,
+    handle: rtnetlink::Handle,
+    messages: Messages,
+}
+
+impl Session {
+    async fn open() -> std::io::Result<Session> {
+        let (conn, handle, messages) = new_multicast_connection(&[MulticastGroup::Link])?;
+        Ok(Session {
+            conn: tokio::spawn(conn),
+            handle,
+            messages,
+        })
+    }
+
+    /// Every link, as a dump (subscribed first, so no change between the two is missed).
+    async fn dump(&self) -> std::io::Result<Vec<LinkInfo>> {
+        let mut out = Vec::new();
+        let mut dump = self.handle.link().get().execute();
+        loop {
+            match dump.try_next().await {
+                Ok(Some(msg)) => out.extend(parse(&msg)),
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(std::io::Error::other(format!("cannot list links: {e}"))),
             }
         }
     }
-    drop(dump);
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+/// How often the whole list is read again, in case notifications were lost (a netlink
+/// receive buffer overrun drops them silently).
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// Starts watching the interfaces of this process's network namespace. The task ends when
+/// every receiver is gone; if the kernel's notifications stop, it reconnects and lists the
+/// links again rather than leave a stale picture.
+pub async fn watch_links() -> std::io::Result<(watch::Receiver<Links>, JoinHandle<()>)> {
+    let mut session = Session::open().await?;
+    let mut links = BTreeMap::new();
+    merge_dump(&mut links, session.dump().await?);
     let (tx, rx) = watch::channel(Arc::new(links));
     let task = tokio::spawn(async move {
+        let mut resync = tokio::time::interval(RESYNC);
+        resync.tick().await;
         loop {
             tokio::select! {
                 () = tx.closed() => break,
-                msg = messages.next() => {
-                    let Some((msg, _)) = msg else { break };
+                _ = resync.tick() => match session.dump().await {
+                    Ok(fresh) => {
+                        tx.send_if_modified(|links| merge_dump(Arc::make_mut(links), fresh));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot list links"),
+                },
+                msg = session.messages.next() => {
+                    let Some((msg, _)) = msg else {
+                        tracing::warn!("link notifications stopped: reconnecting");
+                        session = loop {
+                            if tx.is_closed() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            match Session::open().await {
+                                Ok(s) => match s.dump().await {
+                                    Ok(fresh) => {
+                                        tx.send_if_modified(|links| merge_dump(Arc::make_mut(links), fresh));
+                                        break s;
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "cannot list links"),
+                                },
+                                Err(e) => tracing::warn!(error = %e, "cannot open rtnetlink"),
+                            }
+                        };
+                        continue;
+                    };
                     let NetlinkPayload::InnerMessage(inner) = msg.payload else { continue };
                     tx.send_if_modified(|links| {
                         let links = Arc::make_mut(links);
@@ -136,8 +207,6 @@ pub async fn watch_links() -> std::io::Result<(watch::Receiver<Links>, JoinHandl
                 }
             }
         }
-        drop(handle);
-        conn_task.abort();
     });
     Ok((rx, task))
 }
@@ -180,5 +249,17 @@ mod tests {
         assert!(apply_del(&mut links, 7));
         assert!(links.is_empty());
         assert!(!apply_del(&mut links, 7));
+    }
+
+    #[test]
+    fn a_fresh_dump_drops_vanished_links_and_keeps_unchanged_ones_as_they_were() {
+        let mut links = BTreeMap::new();
+        apply_new(&mut links, link("eth1", 2, true));
+        apply_new(&mut links, link("eth2", 3, true));
+        let since = links["eth1"].since;
+        assert!(merge_dump(&mut links, vec![link("eth1", 2, true)]));
+        assert_eq!(links.keys().collect::<Vec<_>>(), ["eth1"]);
+        assert_eq!(links["eth1"].since, since);
+        assert!(!merge_dump(&mut links, vec![link("eth1", 2, true)]));
     }
 }

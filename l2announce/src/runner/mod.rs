@@ -304,6 +304,10 @@ struct Tasks {
 }
 
 /// Elections and responders for the desired announcements (module documentation).
+///
+/// Its methods are called from within the tokio runtime it was started in. Dropped without
+/// [`shutdown`](Runner::shutdown), its tasks still stop answering and release their leases,
+/// in the background.
 pub struct Runner<B: LeaseBackend> {
     shared: Arc<Shared>,
     backend: Arc<B>,
