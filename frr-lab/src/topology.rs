@@ -315,7 +315,7 @@ impl<'de> Deserialize<'de> for StaticRoute {
 }
 
 /// The topologies compiled into frr-lab, by name.
-pub const BUILTIN_NAMES: &[&str] = &["seed"];
+pub const BUILTIN_NAMES: &[&str] = &["seed", "l2"];
 
 /// `(topology name, file name, contents)` of every file of the built-in topologies.
 const BUILTIN_FILES: &[(&str, &str, &str)] = &[
@@ -328,6 +328,11 @@ const BUILTIN_FILES: &[(&str, &str, &str)] = &[
         "seed",
         "frr-tor.conf",
         include_str!("../topologies/seed/frr-tor.conf"),
+    ),
+    (
+        "l2",
+        "topology.yaml",
+        include_str!("../topologies/l2/topology.yaml"),
     ),
 ];
 
