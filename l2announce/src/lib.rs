@@ -22,8 +22,8 @@ pub mod wire;
 
 pub use election::Timers;
 pub use lease::{
-    FileBackend, Lease, LeaseBackend, LeaseError, LeaseName, LeaseRecord, MemoryBackend,
-    ResourceVersion, ServiceKey,
+    FileBackend, Lease, LeaseBackend, LeaseError, LeaseName, LeaseNamer, LeaseRecord,
+    MemoryBackend, ResourceVersion, ServiceKey,
 };
 pub use responder::link::LinkInfo;
 pub use responder::{AnnounceConfig, CountersSnapshot};

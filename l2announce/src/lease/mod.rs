@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 pub use file::FileBackend;
 pub use memory::MemoryBackend;
-pub use name::{LEASE_PREFIX, LeaseName, NameError, ServiceKey};
+pub use name::{LEASE_PREFIX, LeaseName, LeaseNamer, NameError, ServiceKey};
 
 /// What a lease says, field for field a Kubernetes `LeaseSpec`.
 #[derive(Debug, Clone, PartialEq, Eq)]

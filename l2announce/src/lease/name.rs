@@ -3,25 +3,31 @@
 //! One lease per announced address, and services that share an address share its lease (so
 //! exactly one node answers for it). Addresses whose set of services is the same share one
 //! lease too, so a dual-stack service has one lease for its IPv4 and IPv6 addresses, as in
-//! Cilium. The name is a pure function of that set of services, identical on every node:
+//! Cilium. The name is a pure function of the announced services, identical on every node:
 //!
 //! | what the lease covers | name |
 //! |---|---|
-//! | one service, namespace without `-` | `cilium-l2announce-<namespace>-<service>` (Cilium's name) |
-//! | one service, namespace with `-` | `cilium-l2announce-<namespace>.<service>` (Cilium ≥ 1.20's name) |
+//! | one service | `cilium-l2announce-<namespace>-<service>` (Cilium's name) |
+//! | one service whose Cilium name another announced service also gets | `cilium-l2announce-<namespace>.<service>` |
 //! | several services (a shared IPv4 address) | `cilium-l2announce-192.168.10.211` |
 //! | several services (a shared IPv6 address) | `cilium-l2announce-fd00.10.0.0.0.0.0.211` |
 //!
 //! Cilium's `cilium-l2announce-<namespace>-<service>` is not injective: `foo`/`bar-baz` and
-//! `foo-bar`/`baz` both give `cilium-l2announce-foo-bar-baz` (cilium/cilium#48084). Kept where
-//! it cannot collide: when the namespace has no `-`, the namespace is everything up to the
-//! first `-`. Otherwise a `.` separates the two, which neither a namespace (an RFC 1123 label)
-//! nor a service name (an RFC 1035 label) can contain. Shared leases are named after the
-//! smallest address they cover, written with `.` between IPv4 octets or between the eight
-//! IPv6 groups (hexadecimal, no leading zeros): three or seven dots, where a service name has
-//! none or one. So different sets of services never get the same name.
+//! `foo-bar`/`baz` both give `cilium-l2announce-foo-bar-baz`, and Cilium then elects the two
+//! services with one lease (cilium/cilium#48084). [`LeaseNamer`] keeps Cilium's name, which
+//! users and their tooling know, for every service it does not collide for, and names the
+//! services of a collision `<namespace>.<service>` instead: a `.` appears in neither a
+//! namespace (an RFC 1123 label) nor a service name (an RFC 1035 label), so that form is
+//! injective and never equals a Cilium name (which has no `.`). Shared leases are named after
+//! the smallest address they cover, written with `.` between IPv4 octets or between the eight
+//! IPv6 groups (hexadecimal, no leading zeros): three or seven dots, where the other names
+//! have none or one. So different sets of services never get the same name.
+//!
+//! The namer must see the same services on every node: the daemon hands the runner every
+//! announced address, marking those this node may not answer for as not eligible, rather
+//! than leaving them out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -163,15 +169,20 @@ impl LeaseName {
         Ok(LeaseName(name))
     }
 
-    /// The lease of a single service (see the module documentation).
+    /// Cilium's lease name for a single service, `cilium-l2announce-<namespace>-<service>`.
+    /// Not injective on its own: use a [`LeaseNamer`] to name a set of leases.
     pub fn for_service(service: &ServiceKey) -> LeaseName {
-        let sep = if service.namespace.contains('-') {
-            '.'
-        } else {
-            '-'
-        };
         LeaseName(format!(
-            "{LEASE_PREFIX}{}{sep}{}",
+            "{LEASE_PREFIX}{}-{}",
+            service.namespace, service.name
+        ))
+    }
+
+    /// The injective name of a single service, `cilium-l2announce-<namespace>.<service>`, for
+    /// services whose Cilium name collides with another's.
+    pub fn for_service_disambiguated(service: &ServiceKey) -> LeaseName {
+        LeaseName(format!(
+            "{LEASE_PREFIX}{}.{}",
             service.namespace, service.name
         ))
     }
@@ -190,24 +201,63 @@ impl LeaseName {
         LeaseName(format!("{LEASE_PREFIX}{text}"))
     }
 
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Names the leases of one set of announced services (see the module documentation): Cilium's
+/// name for each service unless another service of the set gets the same one.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseNamer {
+    colliding: BTreeSet<LeaseName>,
+}
+
+impl LeaseNamer {
+    /// A namer for these services: every service that has a lease of its own.
+    pub fn new<'a>(services: impl IntoIterator<Item = &'a ServiceKey>) -> LeaseNamer {
+        let mut seen: BTreeMap<LeaseName, &ServiceKey> = BTreeMap::new();
+        let mut colliding = BTreeSet::new();
+        for s in services {
+            let name = LeaseName::for_service(s);
+            match seen.get(&name) {
+                Some(other) if *other != s => {
+                    colliding.insert(name);
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(name, s);
+                }
+            }
+        }
+        LeaseNamer { colliding }
+    }
+
+    /// The lease of a single service.
+    pub fn for_service(&self, service: &ServiceKey) -> LeaseName {
+        let name = LeaseName::for_service(service);
+        if self.colliding.contains(&name) {
+            LeaseName::for_service_disambiguated(service)
+        } else {
+            name
+        }
+    }
+
     /// The lease for addresses used by exactly `services`: the service's lease for one
     /// service, else the shared lease of the smallest address. `None` without services or
     /// addresses.
     pub fn for_group(
+        &self,
         services: &BTreeSet<ServiceKey>,
         addresses: &BTreeSet<IpAddr>,
-    ) -> Option<Self> {
+    ) -> Option<LeaseName> {
         let mut it = services.iter();
         match (it.next(), it.next()) {
             (None, _) => None,
-            (Some(one), None) => Some(LeaseName::for_service(one)),
+            (Some(one), None) => Some(self.for_service(one)),
             (Some(_), Some(_)) => addresses.first().map(|a| LeaseName::for_shared_address(*a)),
         }
-    }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -239,30 +289,47 @@ mod tests {
     }
 
     #[test]
-    fn a_service_in_a_namespace_without_dashes_keeps_ciliums_name() {
+    fn a_service_keeps_ciliums_name_dashes_and_all() {
+        let namer = LeaseNamer::new(&[
+            svc("default", "webpod"),
+            svc("kube-system", "cilium-ingress"),
+        ]);
         assert_eq!(
-            LeaseName::for_service(&svc("default", "webpod")).as_str(),
+            namer.for_service(&svc("default", "webpod")).as_str(),
             "cilium-l2announce-default-webpod"
         );
         assert_eq!(
-            LeaseName::for_service(&svc("foo", "bar-baz")).as_str(),
-            "cilium-l2announce-foo-bar-baz"
+            namer
+                .for_service(&svc("kube-system", "cilium-ingress"))
+                .as_str(),
+            "cilium-l2announce-kube-system-cilium-ingress"
         );
     }
 
     #[test]
-    fn a_namespace_with_a_dash_is_separated_by_a_dot_so_48084_cannot_happen() {
+    fn services_whose_cilium_names_collide_get_distinct_names_so_48084_cannot_happen() {
+        let (a, b) = (svc("foo", "bar-baz"), svc("foo-bar", "baz"));
+        assert_eq!(LeaseName::for_service(&a), LeaseName::for_service(&b));
+        let namer = LeaseNamer::new([&a, &b]);
         assert_eq!(
-            LeaseName::for_service(&svc("foo-bar", "baz")).as_str(),
+            namer.for_service(&a).as_str(),
+            "cilium-l2announce-foo.bar-baz"
+        );
+        assert_eq!(
+            namer.for_service(&b).as_str(),
             "cilium-l2announce-foo-bar.baz"
         );
+        // Alone, each keeps Cilium's name.
+        let alone = LeaseNamer::new([&a]);
         assert_eq!(
-            LeaseName::for_service(&svc("kube-system", "cilium-ingress")).as_str(),
-            "cilium-l2announce-kube-system.cilium-ingress"
+            alone.for_service(&a).as_str(),
+            "cilium-l2announce-foo-bar-baz"
         );
-        assert_ne!(
-            LeaseName::for_service(&svc("foo", "bar-baz")),
-            LeaseName::for_service(&svc("foo-bar", "baz"))
+        // A service named twice is not a collision.
+        let twice = LeaseNamer::new([&a, &a]);
+        assert_eq!(
+            twice.for_service(&a).as_str(),
+            "cilium-l2announce-foo-bar-baz"
         );
     }
 
@@ -282,16 +349,17 @@ mod tests {
             "192.168.10.211".parse().unwrap(),
         ]
         .into();
+        let namer = LeaseNamer::default();
         assert_eq!(
-            LeaseName::for_group(&two, &addrs).unwrap().as_str(),
+            namer.for_group(&two, &addrs).unwrap().as_str(),
             "cilium-l2announce-192.168.10.211"
         );
         let one: BTreeSet<_> = [svc("default", "a")].into();
         assert_eq!(
-            LeaseName::for_group(&one, &addrs).unwrap().as_str(),
+            namer.for_group(&one, &addrs).unwrap().as_str(),
             "cilium-l2announce-default-a"
         );
-        assert_eq!(LeaseName::for_group(&BTreeSet::new(), &addrs), None);
+        assert_eq!(namer.for_group(&BTreeSet::new(), &addrs), None);
     }
 
     #[test]
@@ -299,6 +367,7 @@ mod tests {
         for n in [
             LeaseName::for_service(&svc("default", "webpod")),
             LeaseName::for_service(&svc("kube-system", "cilium-ingress")),
+            LeaseName::for_service_disambiguated(&svc("kube-system", "cilium-ingress")),
             LeaseName::for_shared_address("192.168.10.211".parse().unwrap()),
             LeaseName::for_shared_address("::".parse().unwrap()),
         ] {
@@ -338,16 +407,27 @@ mod tests {
 
     proptest! {
         #[test]
-        fn different_services_get_different_leases(a in key(), b in key()) {
+        fn different_services_get_different_leases(keys in proptest::collection::vec(key(), 1..12)) {
+            let namer = LeaseNamer::new(&keys);
+            let distinct: BTreeSet<&ServiceKey> = keys.iter().collect();
+            let names: BTreeSet<LeaseName> = distinct.iter().map(|k| namer.for_service(k)).collect();
+            prop_assert_eq!(names.len(), distinct.len());
+        }
+
+        #[test]
+        fn a_collision_exists_wherever_the_namer_disambiguates(a in key(), b in key()) {
             prop_assume!(a != b);
-            prop_assert_ne!(LeaseName::for_service(&a), LeaseName::for_service(&b));
+            let namer = LeaseNamer::new([&a, &b]);
+            let collide = LeaseName::for_service(&a) == LeaseName::for_service(&b);
+            prop_assert_eq!(namer.for_service(&a) != LeaseName::for_service(&a), collide);
         }
 
         #[test]
         fn a_shared_lease_never_takes_a_services_name(k in key(), addr in any::<u128>(), v4 in any::<u32>()) {
-            let s = LeaseName::for_service(&k);
-            prop_assert_ne!(&s, &LeaseName::for_shared_address(IpAddr::V6(addr.into())));
-            prop_assert_ne!(&s, &LeaseName::for_shared_address(IpAddr::V4(v4.into())));
+            for s in [LeaseName::for_service(&k), LeaseName::for_service_disambiguated(&k)] {
+                prop_assert_ne!(&s, &LeaseName::for_shared_address(IpAddr::V6(addr.into())));
+                prop_assert_ne!(&s, &LeaseName::for_shared_address(IpAddr::V4(v4.into())));
+            }
         }
 
         #[test]

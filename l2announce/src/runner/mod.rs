@@ -3,7 +3,7 @@
 //! The daemon evaluates its policies into [`DesiredAnnouncement`]s (address, services,
 //! interfaces, whether this node is eligible) and hands the whole set to
 //! [`Runner::set_desired`] whenever anything changes: level-triggered, idempotent. The runner
-//! groups addresses into leases ([`LeaseName::for_group`]), runs one election task per lease
+//! groups addresses into leases ([`LeaseNamer::for_group`]), runs one election task per lease
 //! and one responder task per interface, and reports [`Runner::state`] (for
 //! `lbspeaker l2 leases`) and [`Runner::counters`] (for metrics).
 //!
@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument as _, debug, info, info_span, warn};
 
 use crate::election::{Decision, Elector, Timers, acquired_record};
-use crate::lease::{LeaseBackend, LeaseName, ServiceKey};
+use crate::lease::{LeaseBackend, LeaseName, LeaseNamer, ServiceKey};
 use crate::responder::link::{LinkInfo, Links, watch_links};
 use crate::responder::{
     AnnounceConfig, Counters, CountersSnapshot, Held, Table, bump, run_interface,
@@ -144,10 +144,16 @@ pub(crate) fn plan(desired: &[DesiredAnnouncement]) -> BTreeMap<LeaseName, Group
     for (addr, (services, spec)) in by_address {
         by_services.entry(services).or_default().insert(addr, spec);
     }
+    let namer = LeaseNamer::new(
+        by_services
+            .keys()
+            .filter(|services| services.len() == 1)
+            .flatten(),
+    );
     let mut out = BTreeMap::new();
     for (services, addresses) in by_services {
         let keys: BTreeSet<IpAddr> = addresses.keys().copied().collect();
-        if let Some(lease) = LeaseName::for_group(&services, &keys) {
+        if let Some(lease) = namer.for_group(&services, &keys) {
             out.insert(
                 lease.clone(),
                 GroupSpec {
