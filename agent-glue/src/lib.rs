@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod convert;
 pub mod ipam;
 pub mod logging;
 pub mod metrics;

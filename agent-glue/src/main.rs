@@ -30,6 +30,9 @@ enum Command {
     L2(L2Command),
     /// The daemon at a glance.
     Status,
+    /// Convert another load balancer's configuration into cilium.io manifests.
+    #[command(subcommand)]
+    Convert(agent_glue::cli::convert::ConvertCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,7 +51,7 @@ enum L2Command {
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("lbspeaker: {e:#}");
             ExitCode::FAILURE
@@ -56,13 +59,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let q = &cli.query;
     match cli.command {
-        Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd, q),
-        Command::Ipam(IpamCommand::Pools) => query::run(q, Query::Pools),
-        Command::Ipam(IpamCommand::Services) => query::run(q, Query::Services),
-        Command::L2(L2Command::Leases) => query::run(q, Query::Leases),
-        Command::Status => query::run(q, Query::Status),
+        Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd, q)?,
+        Command::Ipam(IpamCommand::Pools) => query::run(q, Query::Pools)?,
+        Command::Ipam(IpamCommand::Services) => query::run(q, Query::Services)?,
+        Command::L2(L2Command::Leases) => query::run(q, Query::Leases)?,
+        Command::Status => query::run(q, Query::Status)?,
+        Command::Convert(cmd) => {
+            // Everything that converted is printed even when something else could not be.
+            if !agent_glue::cli::convert::run(cmd)? {
+                return Ok(ExitCode::from(agent_glue::cli::convert::EXIT_INCOMPLETE));
+            }
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! `main.rs` only dispatches.
 
 pub mod bgp;
+pub mod convert;
 pub mod decode;
 pub mod pcap;
 pub mod query;
