@@ -12,8 +12,10 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 
+use super::LOCAL;
 use super::attrs::{AttrId, AttrTable};
 use super::export::{self, Local, Source, Target};
+use super::policy::ExportPolicy;
 use super::prefix::{FastHash, Key};
 use super::table::{Dirty, Paths};
 use crate::wire::{
@@ -60,8 +62,9 @@ impl<K: Key> AdjOut<K> {
         }
     }
 
-    /// Queues everything again (ROUTE-REFRESH), with BoRR/EoRR around it when `enhanced`.
-    pub(crate) fn refresh(&mut self, routes: &HashMap<K, Paths, FastHash>, enhanced: bool) {
+    /// Queues every prefix to be looked at again; only those whose outcome differs from what
+    /// the peer has are sent (export settings or policy changed).
+    pub(crate) fn requeue(&mut self, routes: &HashMap<K, Paths, FastHash>) {
         self.pending.work.extend(routes.keys().copied());
         self.pending.work.extend(
             self.advertised
@@ -69,6 +72,11 @@ impl<K: Key> AdjOut<K> {
                 .filter(|k| !routes.contains_key(k))
                 .copied(),
         );
+    }
+
+    /// Queues everything again (ROUTE-REFRESH), with BoRR/EoRR around it when `enhanced`.
+    pub(crate) fn refresh(&mut self, routes: &HashMap<K, Paths, FastHash>, enhanced: bool) {
+        self.requeue(routes);
         self.force = true;
         if enhanced {
             self.borr_due = true;
@@ -136,6 +144,7 @@ impl<K: Key> AdjOut<K> {
         target: &Target,
         local: &Local,
         ctx: &EncodeContext,
+        policy: &ExportPolicy,
         budget: usize,
         table_complete: bool,
     ) -> Result<Vec<Bytes>, EncodeError> {
@@ -161,7 +170,26 @@ impl<K: Key> AdjOut<K> {
             let desired = routes
                 .get(&k)
                 .and_then(|p| p.best().copied())
-                .and_then(|best| self.exported(best.attr, best.peer, attrs, source, target, local));
+                .and_then(|best| {
+                    if best.peer != LOCAL {
+                        return if policy.learned {
+                            self.exported(best.attr, best.peer, attrs, source, target, local)
+                        } else {
+                            None
+                        };
+                    }
+                    match policy.local_route(&k.net())? {
+                        None => self.exported(best.attr, LOCAL, attrs, source, target, local),
+                        Some(a) => {
+                            // The peer's own attributes for this prefix of ours: interned so
+                            // the export cache serves every prefix that shares them.
+                            let id = attrs.intern(a.clone());
+                            let out = self.exported(id, LOCAL, attrs, source, target, local);
+                            attrs.release(id);
+                            out
+                        }
+                    }
+                });
             let current = self.advertised.get(&k).copied();
             if desired == current && !self.force {
                 continue;
