@@ -7,6 +7,7 @@
 //! `lbspeaker run` issue.
 
 pub mod api;
+pub mod bgp;
 pub mod cli;
 pub mod ipam;
 pub mod logging;
