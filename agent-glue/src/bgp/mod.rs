@@ -32,3 +32,6 @@ pub use reconcile::{DEFAULT_SECRETS_NAMESPACE, Input, reconcile};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod agent_tests;

@@ -239,7 +239,7 @@ fn instance(
             local_address: local_address.clone(),
             peer_config_ref: peer.peer_config_ref.clone(),
         });
-        let resolved = match resolve_peer(ctx, &inst.name, asn.get(), peer, local_address, input) {
+        let resolved = match resolve_peer(ctx, asn.get(), peer, local_address, input) {
             Ok(r) => r,
             Err(e) => {
                 d.errors.push(format!("{what}: peer {}: {e}", peer.name));
@@ -286,7 +286,6 @@ struct ResolvedPeer {
 
 fn resolve_peer(
     ctx: &Context<'_>,
-    instance: &str,
     local_as: u32,
     peer: &CiliumBGPPeer,
     local_address: Option<String>,
@@ -435,7 +434,6 @@ fn resolve_peer(
             .map(|(p, m)| m.route(*p))
             .collect::<Vec<Route>>(),
     );
-    let _ = instance;
     Ok(ResolvedPeer {
         config: c,
         routes,
