@@ -5,3 +5,4 @@ pub mod bgp;
 pub mod decode;
 pub mod pcap;
 pub mod query;
+pub mod run;
