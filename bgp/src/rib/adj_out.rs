@@ -23,6 +23,9 @@ use crate::wire::{
     pack_updates,
 };
 
+/// The export cache's source index for our routes sent with a peer's policy attributes.
+const POLICY: u16 = u16::MAX;
+
 /// Export-cache entries kept before the cache is cleared.
 const CACHE_MAX: usize = 1 << 16;
 
@@ -126,7 +129,14 @@ impl<K: Key> AdjOut<K> {
             self.clear_cache(attrs);
         }
         let a = attrs.get(src_attr).clone();
-        let out = export::export(&a, &source(src_peer), target, K::FAMILY, local)
+        // Attributes a peer's export policy gives are for that peer to act on (NO_EXPORT,
+        // NO_ADVERTISE tell it what to do next), not a reason to keep the route from it.
+        let (src, for_receiver) = if src_peer == POLICY {
+            (source(LOCAL), true)
+        } else {
+            (source(src_peer), false)
+        };
+        let out = export::export(&a, &src, target, K::FAMILY, local, for_receiver)
             .map(|o| attrs.intern(o));
         attrs.retain(src_attr);
         self.cache.insert((src_attr, src_peer), out);
@@ -184,7 +194,7 @@ impl<K: Key> AdjOut<K> {
                             // The peer's own attributes for this prefix of ours: interned so
                             // the export cache serves every prefix that shares them.
                             let id = attrs.intern(a.clone());
-                            let out = self.exported(id, LOCAL, attrs, source, target, local);
+                            let out = self.exported(id, POLICY, attrs, source, target, local);
                             attrs.release(id);
                             out
                         }

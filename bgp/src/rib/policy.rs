@@ -143,13 +143,16 @@ mod tests {
         let to_a = drain(&mut r, a);
         let to_b = drain(&mut r, b);
         assert_eq!(announced(&to_a), [("172.20.0.0/24".into(), vec![])]);
-        // NO_EXPORT on an external peer: not sent at all (the export rules still apply).
+        // NO_EXPORT given by the policy is for the receiver: sent, tagged.
         assert_eq!(
             announced(&to_b),
-            [("172.16.1.1/32".into(), vec![Community::new(65001, 7)])]
+            [
+                ("172.16.1.1/32".into(), vec![Community::new(65001, 7)]),
+                ("172.20.0.0/24".into(), vec![Community::NO_EXPORT])
+            ]
         );
         assert_eq!(r.advertised_count(a, Family::IPV4_UNICAST), 1);
-        assert_eq!(r.advertised_count(b, Family::IPV4_UNICAST), 1);
+        assert_eq!(r.advertised_count(b, Family::IPV4_UNICAST), 2);
     }
 
     #[test]
