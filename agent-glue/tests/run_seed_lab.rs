@@ -609,5 +609,30 @@ fn a_graceful_restart_of_every_daemon_keeps_the_tors_routes_and_the_service_addr
     assert_eq!(service_ips(&lab, "default", "webpod"), [SERVICE]);
     let services = lbspeaker_json(&lab, "node2", &["ipam", "services"]);
     assert_eq!(services[0]["addresses"][0], SERVICE);
+
+    // A daemon that dies (SIGKILL, no chance to close anything) and comes back: the same.
+    let node2 = lbspeaker_pids(&lab)["node2"];
+    let before = sample_routes(&lab.namespace("tor"));
+    lab.signal(node2, Signal::SIGKILL).unwrap();
+    wait("node2's lbspeaker to die", TIMEOUT, |_| {
+        (!lab.is_running(node2)).then_some(())
+    });
+    wait("node2's routes stale on the tor", TIMEOUT, |last| {
+        let p = bgp_paths(&lab, "tor", "172.20.1.0/24");
+        *last = format!("{p:?}");
+        (p.len() == 1 && p[0]["stale"] == Value::Bool(true)).then_some(())
+    });
+    assert_eq!(
+        sample_routes(&lab.namespace("tor")),
+        before,
+        "still in the kernel"
+    );
+    daemons::restart(&mut lab, "node2").unwrap();
+    wait("node2 back and fresh", TIMEOUT, |last| {
+        let p = bgp_paths(&lab, "tor", "172.20.1.0/24");
+        *last = format!("{p:?}");
+        (p.len() == 1 && p[0].get("stale").is_none()).then_some(())
+    });
+    assert_eq!(sample_routes(&lab.namespace("tor")), before);
     lab.down().unwrap();
 }

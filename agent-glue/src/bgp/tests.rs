@@ -592,3 +592,31 @@ fn reconciling_twice_gives_the_same_answer() {
     let snap = seed().snapshot();
     assert_eq!(run(&snap, "node3"), run(&snap, "node3"));
 }
+
+#[test]
+fn each_family_carries_only_its_own_prefixes_and_omitted_families_mean_both() {
+    let bgp = BGP.replace(
+        "  families:\n    - afi: ipv4\n      safi: unicast\n      advertisements:\n        matchLabels:\n          advertise: \"bgp\"\n",
+        "  families:\n    - afi: ipv6\n      safi: unicast\n      advertisements:\n        matchLabels:\n          advertise: \"bgp\"\n",
+    );
+    assert_ne!(bgp, BGP);
+    let nodes = NODES.replace(
+        "  podCIDRs: [172.20.0.0/24]",
+        "  podCIDRs: [172.20.0.0/24, \"fd00:20::/64\"]",
+    );
+    let d = run(&store(&[&bgp, &nodes]).snapshot(), "node1");
+    assert_eq!(prefixes(&d, "tor-switch"), ["fd00:20::/64"]);
+    assert_eq!(
+        d.instances["instance-65001"].peers["tor-switch"].families,
+        vec![Family::IPV6_UNICAST]
+    );
+    // No families at all: both unicast families, and no advertisement selected.
+    let bare = BGP.replace(
+        "  families:\n    - afi: ipv4\n      safi: unicast\n      advertisements:\n        matchLabels:\n          advertise: \"bgp\"\n",
+        "",
+    );
+    let d = run(&store(&[&bare, &nodes]).snapshot(), "node1");
+    let p = &d.instances["instance-65001"].peers["tor-switch"];
+    assert_eq!(p.families, vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]);
+    assert!(p.export_routes.as_ref().unwrap().is_empty());
+}
