@@ -388,11 +388,11 @@ const BUILTIN_FILES: &[(&str, &str, &str)] = &[
     (
         "seed-gobgpd",
         "topology.yaml",
-        include_str!("../topologies/seed/topology-gobgpd.yaml"),
+        include_str!("../topologies/seed-gobgpd/topology.yaml"),
     ),
     (
         "seed-gobgpd",
-        "frr-tor.conf",
+        "../seed/frr-tor.conf",
         include_str!("../topologies/seed/frr-tor.conf"),
     ),
     (
@@ -450,17 +450,16 @@ impl Topology {
                 source_name: source_name.to_owned(),
                 message: e.to_string(),
             })?;
-        let wanted: Vec<String> = topology
-            .nodes
-            .values()
-            .filter_map(|n| n.config.clone())
-            .chain(topology.manifests.iter().cloned())
+        let configs = topology.nodes.values().filter_map(|n| n.config.clone());
+        let wanted: Vec<(String, bool)> = configs
+            .map(|c| (c, false))
+            .chain(topology.manifests.iter().map(|m| (m.clone(), true)))
             .collect();
-        for file in wanted {
+        for (file, manifest) in wanted {
             if topology.files.contains_key(&file) {
                 continue;
             }
-            if !valid_relative(&file) {
+            if manifest && !valid_relative(&file) {
                 return Err(TopologyError::Invalid {
                     topology: topology.name.clone(),
                     message: format!(
@@ -651,7 +650,8 @@ pub(crate) fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// A file named by a topology: relative, no `..`, no hidden parts.
+/// A manifest named by a topology: relative, no `..`, no hidden parts (it is copied to the
+/// same place under the lab's manifest directory).
 fn valid_relative(s: &str) -> bool {
     let p = Path::new(s);
     !s.is_empty()

@@ -92,10 +92,23 @@ impl RouteAges {
                 let seen = g.seen.entry(name.clone()).or_default();
                 let now = Instant::now();
                 for change in batch {
-                    seen.retain(|(p, _), _| *p != change.prefix);
+                    let mut old: HashMap<AgeKey, (Arc<Attrs>, Instant)> = HashMap::new();
+                    seen.retain(|k, v| {
+                        if k.0 == change.prefix {
+                            old.insert(k.clone(), v.clone());
+                            false
+                        } else {
+                            true
+                        }
+                    });
                     for path in change.paths {
                         let key = (path.prefix, path.peer.clone());
-                        seen.insert(key, (path.attrs.clone(), now));
+                        // A path that stayed as it was keeps its age when others come or go.
+                        let since = old
+                            .get(&key)
+                            .filter(|(a, _)| *a == path.attrs)
+                            .map_or(now, |(_, t)| *t);
+                        seen.insert(key, (path.attrs.clone(), since));
                     }
                 }
             }

@@ -96,6 +96,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let listener = crate::api::server::bind(&opts.api).await?;
+    let metrics_listener = match opts.metrics_addr {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = std::fs::remove_file(&opts.api);
+                return Err(anyhow::anyhow!(
+                    "cannot listen on --metrics-addr {addr}: {e}"
+                ));
+            }
+        },
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (problems_tx, problems_rx) = watch::channel(Vec::<String>::new());
     let problems_tx = Arc::new(problems_tx);
@@ -144,19 +156,11 @@ pub async fn run(
         backend.clone(),
         stopped(api_stop_rx.clone()),
     ));
-    let metrics_task = match opts.metrics_addr {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
-            let router = crate::metrics::router(backend.clone());
-            let stop = stopped(api_stop_rx.clone());
-            Some(tokio::spawn(async move {
-                axum::serve(l, router).with_graceful_shutdown(stop).await
-            }))
-        }
-        None => None,
-    };
+    let metrics_task = metrics_listener.map(|l| {
+        let router = crate::metrics::router(backend.clone());
+        let stop = stopped(api_stop_rx.clone());
+        tokio::spawn(async move { axum::serve(l, router).with_graceful_shutdown(stop).await })
+    });
     tracing::info!(node = %opts.node, api = %opts.api.display(), metrics = ?opts.metrics_addr, source = %source.describe(), "lbspeaker running");
 
     shutdown.await;
