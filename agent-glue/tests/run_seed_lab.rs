@@ -11,9 +11,9 @@
 //!
 //! - the seed scenario: what the field saw (four sessions, the PodCIDRs, 172.16.1.1 as ECMP in
 //!   the tor's kernel, End-of-RIB from every node), the CLI, metrics and status files;
-//! - manifest edits (new advertisement, changed timers, removed peer, new pool) converge without
-//!   restarting a daemon or resetting an unrelated session, and two peers of one node get
-//!   different routes (per-peer advertisements, asserted on FRR);
+//! - manifest edits (a broken one, new advertisement, changed timers, removed peer, new pool)
+//!   converge without restarting a daemon or resetting an unrelated session, and two peers of
+//!   one node get different routes (per-peer advertisements, asserted on FRR);
 //! - `externalTrafficPolicy: Local`: only nodes with a ready endpoint advertise, withdrawn when
 //!   the last endpoint goes;
 //! - SIGTERM and restart of every daemon with graceful restart: the tor's kernel keeps every
@@ -315,6 +315,36 @@ fn manifest_edits_converge_without_restarts_or_resets_of_unrelated_sessions() {
             );
         }
     };
+
+    // 0. A broken edit (keepalive above the hold time) is reported and changes nothing: the
+    // previous version of the peer config stays in force.
+    let bgp_ok = read_manifest(&lab, "bgp.yaml");
+    write_manifest(
+        &lab,
+        "bgp.yaml",
+        &bgp_ok.replace("keepAliveTimeSeconds: 3", "keepAliveTimeSeconds: 30"),
+    );
+    wait("the broken edit reported by every node", TIMEOUT, |last| {
+        let problems: Vec<String> = NODES
+            .iter()
+            .map(|(n, _)| lbspeaker_json(&lab, n, &["status"])["problems"].to_string())
+            .collect();
+        *last = format!("{problems:?}");
+        problems
+            .iter()
+            .all(|p| {
+                p.contains("keepAliveTimeSeconds (30) must not exceed holdTimeSeconds (9)")
+                    && p.contains("keeping the previous version")
+            })
+            .then_some(())
+    });
+    write_manifest(&lab, "bgp.yaml", &bgp_ok);
+    wait("the problem gone", TIMEOUT, |_| {
+        (lbspeaker_json(&lab, "node1", &["status"])["problems"] == Value::Array(vec![]))
+            .then_some(())
+    });
+    unchanged(&lab, "tor", &tor);
+    unchanged(&lab, "tor2", &tor2);
 
     // 1. A new advertisement: a community on the service toward the tor.
     let t = Instant::now();
