@@ -51,9 +51,6 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(run_directory(opts));
-    if let Err(e) = &result {
-        tracing::error!(error = %format!("{e:#}"), "lbspeaker run failed");
-    }
-    result
+    // An error is printed once, by main.
+    rt.block_on(run_directory(opts))
 }
