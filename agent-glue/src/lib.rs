@@ -3,12 +3,16 @@
 //! (`bgp`, `lbipam`, `l2announce`, `ebpf`), runs their reconcilers, writes status back, and
 //! serves the local API behind the `lbspeaker` CLI.
 //!
-//! Only the command line exists so far (`lbspeaker bgp decode`); the daemon arrives with the
-//! `lbspeaker run` issue.
+//! `lbspeaker run` ([`daemon`]) runs the operator role (LB-IPAM, BGP conditions) and the
+//! node's BGP agent ([`bgp`]) on a directory of manifests, with the local API ([`api`]) and
+//! metrics ([`metrics`]); the other subcommands ([`cli`]) ask it, and [`convert`] turns
+//! MetalLB manifests into cilium.io ones.
 
 pub mod api;
+pub mod bgp;
 pub mod cli;
 pub mod convert;
+pub mod daemon;
 pub mod ipam;
 pub mod logging;
 pub mod metrics;

@@ -19,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon on a directory of manifests: LB-IPAM and BGP conditions (operator role,
+    /// one process per directory leads), this node's BGP speaker, the local API and metrics.
+    Run(agent_glue::cli::run::RunArgs),
     /// BGP sessions, routes and policies of the running daemon, and BGP tools.
     #[command(subcommand)]
     Bgp(agent_glue::cli::bgp::BgpCommand),
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let q = &cli.query;
     match cli.command {
+        Command::Run(args) => agent_glue::cli::run::run(args, q.api.clone())?,
         Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd, q)?,
         Command::Ipam(IpamCommand::Pools) => query::run(q, Query::Pools)?,
         Command::Ipam(IpamCommand::Services) => query::run(q, Query::Services)?,

@@ -402,3 +402,53 @@ async fn a_missing_directory_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn reading_files_and_touching_hidden_names_make_no_new_snapshot() {
+    let d = seed_dir();
+    let src = DirectorySource::open(d.path(), fast()).await.unwrap();
+    let mut rx = src.subscribe();
+    std::fs::create_dir_all(d.path().join("status")).unwrap();
+    // The first scan opened every file: that alone must not trigger anything.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let rev = rx.borrow_and_update().revision;
+    for _ in 0..5 {
+        // What another process sharing the directory does all the time: read the files,
+        // try the operator lock, write a temporary file it renames later.
+        for f in ["bgp.yaml", "webpod.yaml", "cluster/nodes.yaml"] {
+            std::fs::read_to_string(d.path().join(f)).unwrap();
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(d.path().join("status/.operator.lock"))
+            .unwrap();
+        std::fs::write(d.path().join(".webpod.yaml.tmp"), "not yet").unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        rx.borrow().revision,
+        rev,
+        "nothing changed, no new snapshot"
+    );
+    // A real change (the temporary file renamed over a manifest) still arrives.
+    let text = std::fs::read_to_string(d.path().join("webpod.yaml"))
+        .unwrap()
+        .replace("app: webpod\nspec:", "app: webpod\n    tier: web\nspec:");
+    std::fs::write(d.path().join(".webpod.yaml.tmp"), text).unwrap();
+    std::fs::rename(
+        d.path().join(".webpod.yaml.tmp"),
+        d.path().join("webpod.yaml"),
+    )
+    .unwrap();
+    wait_for(&mut rx, "the new label", |s| {
+        s.services[&webpod()]
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get("tier").map(String::as_str) == Some("web"))
+    })
+    .await;
+}

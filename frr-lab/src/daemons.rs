@@ -28,8 +28,75 @@ pub(crate) fn start(lab: &mut Lab, node: &str) -> Result<(), LabError> {
         Some(NodeKind::Frr) => start_frr(lab, node),
         Some(NodeKind::Gobgpd) => start_gobgpd(lab, node),
         Some(NodeKind::Bird) => start_bird(lab, node),
+        Some(NodeKind::Lbspeaker) => start_lbspeaker(lab, node).map(|_| ()),
         Some(NodeKind::Host | NodeKind::Bridge) | None => Ok(()),
     }
+}
+
+/// Starts a node's daemon again (after a test stopped or killed it); returns its pid for
+/// lbspeaker nodes.
+pub fn restart(lab: &mut Lab, node: &str) -> Result<Option<u32>, LabError> {
+    match lab.topology().nodes.get(node).map(|n| n.kind) {
+        Some(NodeKind::Lbspeaker) => start_lbspeaker(lab, node).map(Some),
+        _ => start(lab, node).map(|_| None),
+    }
+}
+
+/// The port of `/metrics`, `/healthz` and `/readyz` of an lbspeaker node, on the loopback of
+/// its own namespace.
+pub const LBSPEAKER_METRICS_PORT: u16 = 9962;
+
+/// The arguments an lbspeaker node's `lbspeaker` is started with.
+pub fn lbspeaker_args(lab: &Lab, node: &str) -> Vec<String> {
+    let spec = lab
+        .topology()
+        .nodes
+        .get(node)
+        .and_then(|n| n.lbspeaker.clone())
+        .unwrap_or_default();
+    let mut args = vec![
+        "run".to_owned(),
+        "--config-dir".to_owned(),
+        lab.manifest_dir().to_string_lossy().into_owned(),
+        "--node".to_owned(),
+        spec.node.unwrap_or_else(|| node.to_owned()),
+        "--api".to_owned(),
+        lab.api_socket(node).to_string_lossy().into_owned(),
+        "--metrics-addr".to_owned(),
+        format!("127.0.0.1:{LBSPEAKER_METRICS_PORT}"),
+    ];
+    args.extend(spec.args);
+    args
+}
+
+fn start_lbspeaker(lab: &mut Lab, node: &str) -> Result<u32, LabError> {
+    let dir = lab.node_dir(node)?;
+    let Some(bin) = lab.lbspeaker_bin().map(Path::to_owned) else {
+        return Err(LabError::Prerequisite(
+            "the lbspeaker binary was not found (cargo build -p agent-glue, or set LBSPEAKER_BIN)"
+                .into(),
+        ));
+    };
+    let args = lbspeaker_args(lab, node);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let bin_s = bin.to_string_lossy().into_owned();
+    let pid = lab.spawn(node, "lbspeaker", &bin_s, &args)?;
+    let log = dir.join("lbspeaker.log");
+    Lab::wait_for(
+        &format!("lbspeaker of {node} to answer its API"),
+        START_TIMEOUT,
+        |_| {
+            let out = lab.exec(node, "lbspeaker", &["status"])?;
+            Ok(out.status.success().then_some(()))
+        },
+    )
+    .map_err(|e| LabError::Daemon {
+        node: node.into(),
+        daemon: "lbspeaker".into(),
+        message: e.to_string(),
+        log,
+    })?;
+    Ok(pid)
 }
 
 /// The configuration file a node's daemon is started with. BIRD's names its log file, which
@@ -52,6 +119,18 @@ pub fn config_text(topology: &Topology, node: &str) -> Result<String, LabError> 
             .as_ref()
             .map(|b| render::bird_conf(b, "bird.log"))
             .ok_or_else(missing),
+        NodeKind::Lbspeaker => Ok(format!(
+            "# {node} runs lbspeaker on the lab's shared manifest directory (LAB/manifests/):\n# lbspeaker run --config-dir LAB/manifests --node {} --api LAB/{node}/api.sock --metrics-addr 127.0.0.1:{LBSPEAKER_METRICS_PORT}\n{}",
+            n.lbspeaker
+                .as_ref()
+                .and_then(|l| l.node.clone())
+                .unwrap_or_else(|| node.to_owned()),
+            topology
+                .manifest_files()
+                .iter()
+                .map(|(name, text)| format!("---\n# {name}\n{text}"))
+                .collect::<String>()
+        )),
         NodeKind::Host | NodeKind::Bridge => Err(missing()),
     }
 }

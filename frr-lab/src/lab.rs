@@ -36,6 +36,9 @@ pub struct LabOptions {
     pub root: PathBuf,
     /// Start the nodes' daemons (otherwise only namespaces, links, addresses and routes).
     pub start_daemons: bool,
+    /// The `lbspeaker` binary for `lbspeaker` nodes; `None`: `$LBSPEAKER_BIN`, else the
+    /// `lbspeaker` beside the running program (cargo puts both in `target/debug`), else `PATH`.
+    pub lbspeaker: Option<PathBuf>,
 }
 
 impl Default for LabOptions {
@@ -44,8 +47,33 @@ impl Default for LabOptions {
             prefix: None,
             root: PathBuf::from(DEFAULT_ROOT),
             start_daemons: true,
+            lbspeaker: None,
         }
     }
+}
+
+/// Where the `lbspeaker` binary is: `explicit`, `$LBSPEAKER_BIN`, beside the running program
+/// (or one directory up, for test binaries in `target/debug/deps`), or on `PATH`.
+pub fn find_lbspeaker(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return p.is_file().then(|| p.to_owned());
+    }
+    if let Some(p) = std::env::var_os("LBSPEAKER_BIN").map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let p = dir.join("lbspeaker");
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("lbspeaker"))
+            .find(|p| p.is_file())
+    })
 }
 
 impl LabOptions {
@@ -82,6 +110,9 @@ pub struct LabState {
     pub namespaces: Vec<String>,
     /// Processes the lab started, in start order.
     pub processes: Vec<ProcessRecord>,
+    /// The `lbspeaker` binary the lab's lbspeaker nodes run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lbspeaker: Option<PathBuf>,
 }
 
 /// A lab that is up. Dropping it tears it down unless it was [persisted](Lab::persist).
@@ -126,6 +157,17 @@ impl Lab {
             )));
         }
         check_prerequisites(&topology, opts.start_daemons)?;
+        let lbspeaker = if topology.runs_lbspeaker() {
+            let found = find_lbspeaker(opts.lbspeaker.as_deref());
+            if found.is_none() && opts.start_daemons {
+                return Err(LabError::Prerequisite(
+                    "the lbspeaker binary is needed by lbspeaker nodes and was not found (cargo build -p agent-glue, or set LBSPEAKER_BIN)".into(),
+                ));
+            }
+            found
+        } else {
+            None
+        };
         let dir = opts.root.join(&prefix);
         if dir.join("state.json").exists() {
             return Err(LabError::Exists {
@@ -150,6 +192,7 @@ impl Lab {
                 dir,
                 namespaces: Vec::new(),
                 processes: Vec::new(),
+                lbspeaker,
             },
             children: HashMap::new(),
             started: HashMap::new(),
@@ -159,6 +202,7 @@ impl Lab {
             "cannot create {}",
             lab.state.dir.display()
         )))?;
+        lab.write_manifests()?;
         lab.build_network()?;
         if opts.start_daemons {
             let order: Vec<String> = lab
@@ -173,6 +217,41 @@ impl Lab {
             }
         }
         Ok(lab)
+    }
+
+    /// The lab's shared manifest directory (`LAB/manifests/`), which every lbspeaker node runs
+    /// on; tests edit files here to change the cluster's desired state.
+    pub fn manifest_dir(&self) -> PathBuf {
+        self.state.dir.join("manifests")
+    }
+
+    /// The local API socket of an lbspeaker node (`LAB/NODE/api.sock`).
+    pub fn api_socket(&self, node: &str) -> PathBuf {
+        self.state.dir.join(node).join("api.sock")
+    }
+
+    /// The `lbspeaker` binary of the lab, if it runs lbspeaker.
+    pub fn lbspeaker_bin(&self) -> Option<&Path> {
+        self.state.lbspeaker.as_deref()
+    }
+
+    fn write_manifests(&self) -> Result<(), LabError> {
+        if !self.state.topology.runs_lbspeaker() && self.state.topology.manifests.is_empty() {
+            return Ok(());
+        }
+        let dir = self.manifest_dir();
+        for (name, text) in self.state.topology.manifest_files() {
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(LabError::io(format!("cannot create {}", parent.display())))?;
+            }
+            std::fs::write(&path, text)
+                .map_err(LabError::io(format!("cannot write {}", path.display())))?;
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(LabError::io(format!("cannot create {}", dir.display())))?;
+        Ok(())
     }
 
     fn build_network(&mut self) -> Result<(), LabError> {
@@ -356,11 +435,21 @@ impl Lab {
         }
     }
 
-    /// A command that runs inside a node's namespace (not yet started).
+    /// A command that runs inside a node's namespace (not yet started). On an lbspeaker node
+    /// `LBSPEAKER_API` points at the node's own API socket, and the program `lbspeaker` is
+    /// the lab's binary, so `lbspeaker bgp peers` asks that node's daemon.
     pub fn command(&self, node: &str, program: &str) -> Result<Command, LabError> {
         self.require_node(node)?;
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.namespace(node), program]);
+        let program = match (program, self.lbspeaker_bin()) {
+            ("lbspeaker", Some(bin)) => bin.to_string_lossy().into_owned(),
+            _ => program.to_owned(),
+        };
+        c.args(["netns", "exec", &self.namespace(node), &program]);
+        let kind = self.state.topology.nodes.get(node).map(|n| n.kind);
+        if kind == Some(NodeKind::Lbspeaker) {
+            c.env("LBSPEAKER_API", self.api_socket(node));
+        }
         Ok(c)
     }
 
@@ -669,6 +758,7 @@ pub fn down_without_state(
             dir: root.join(prefix),
             namespaces: namespaces.clone(),
             processes: Vec::new(),
+            lbspeaker: None,
         },
         children: HashMap::new(),
         started: HashMap::new(),

@@ -75,7 +75,8 @@ enum Command {
         #[arg(long)]
         prefix: Option<String>,
     },
-    /// The seed lab with gobgpd on every node: bring it up, show the tor's view, take it down.
+    /// The seed lab with lbspeaker on every node: bring it up, show the tor's and a node's
+    /// view, take it down.
     Demo {
         /// Leave the lab running afterwards.
         #[arg(long)]
@@ -118,6 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     prefix,
                     root: root.clone(),
                     start_daemons: !no_daemons,
+                    lbspeaker: None,
                 },
             )?;
             let prefix = lab.prefix().to_owned();
@@ -198,7 +200,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { keep, prefix } => {
             demo::run(
-                &demo::DemoOptions { prefix, root, keep },
+                &demo::DemoOptions {
+                    prefix,
+                    root,
+                    keep,
+                    lbspeaker: None,
+                },
                 &mut std::io::stdout(),
             )?;
         }

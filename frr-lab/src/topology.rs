@@ -83,8 +83,12 @@ pub struct Topology {
     /// Point-to-point veth links.
     #[serde(default)]
     pub links: Vec<Link>,
-    /// Contents of the files the nodes' `config` fields name, read when the topology was
-    /// loaded, so that a lab never depends on the working directory.
+    /// Manifests (relative to this file) copied into the lab's shared manifest directory,
+    /// `LAB/manifests/`, which every `lbspeaker` node runs on: the cluster the lab plays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<String>,
+    /// Contents of the files the nodes' `config` fields and `manifests` name, read when the
+    /// topology was loaded, so that a lab never depends on the working directory.
     #[serde(skip)]
     pub files: BTreeMap<String, String>,
 }
@@ -112,6 +116,22 @@ pub struct Node {
     /// frr when no `config` file is given), so every daemon gets the same semantics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpSpec>,
+    /// For `lbspeaker` nodes: how `lbspeaker run` is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lbspeaker: Option<LbspeakerSpec>,
+}
+
+/// How an `lbspeaker` node runs `lbspeaker run --config-dir LAB/manifests --node NAME
+/// --api LAB/NODE/api.sock --metrics-addr 127.0.0.1:9962`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LbspeakerSpec {
+    /// The Node object it speaks for (default: the lab node's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Extra arguments to `lbspeaker run` (e.g. `--log-level`, `debug`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
 }
 
 /// What runs in a node.
@@ -129,12 +149,17 @@ pub enum NodeKind {
     Gobgpd,
     /// BIRD 2.
     Bird,
+    /// `lbspeaker run` on the lab's shared manifest directory.
+    Lbspeaker,
 }
 
 impl NodeKind {
     /// Whether this kind runs a BGP daemon.
     pub fn runs_bgp(self) -> bool {
-        matches!(self, NodeKind::Frr | NodeKind::Gobgpd | NodeKind::Bird)
+        matches!(
+            self,
+            NodeKind::Frr | NodeKind::Gobgpd | NodeKind::Bird | NodeKind::Lbspeaker
+        )
     }
 }
 
@@ -146,6 +171,7 @@ impl fmt::Display for NodeKind {
             NodeKind::Frr => "frr",
             NodeKind::Gobgpd => "gobgpd",
             NodeKind::Bird => "bird",
+            NodeKind::Lbspeaker => "lbspeaker",
         })
     }
 }
@@ -315,7 +341,7 @@ impl<'de> Deserialize<'de> for StaticRoute {
 }
 
 /// The topologies compiled into frr-lab, by name.
-pub const BUILTIN_NAMES: &[&str] = &["seed", "l2"];
+pub const BUILTIN_NAMES: &[&str] = &["seed", "seed-gobgpd", "l2"];
 
 /// `(topology name, file name, contents)` of every file of the built-in topologies.
 const BUILTIN_FILES: &[(&str, &str, &str)] = &[
@@ -327,6 +353,46 @@ const BUILTIN_FILES: &[(&str, &str, &str)] = &[
     (
         "seed",
         "frr-tor.conf",
+        include_str!("../topologies/seed/frr-tor.conf"),
+    ),
+    (
+        "seed",
+        "bgp.yaml",
+        include_str!("../topologies/seed/bgp.yaml"),
+    ),
+    (
+        "seed",
+        "lb-pool.yaml",
+        include_str!("../topologies/seed/lb-pool.yaml"),
+    ),
+    (
+        "seed",
+        "webpod.yaml",
+        include_str!("../topologies/seed/webpod.yaml"),
+    ),
+    (
+        "seed",
+        "lb-advertisement.yaml",
+        include_str!("../topologies/seed/lb-advertisement.yaml"),
+    ),
+    (
+        "seed",
+        "cluster/nodes.yaml",
+        include_str!("../topologies/seed/cluster/nodes.yaml"),
+    ),
+    (
+        "seed",
+        "cluster/webpod-endpoints.yaml",
+        include_str!("../topologies/seed/cluster/webpod-endpoints.yaml"),
+    ),
+    (
+        "seed-gobgpd",
+        "topology.yaml",
+        include_str!("../topologies/seed-gobgpd/topology.yaml"),
+    ),
+    (
+        "seed-gobgpd",
+        "../seed/frr-tor.conf",
         include_str!("../topologies/seed/frr-tor.conf"),
     ),
     (
@@ -384,18 +450,45 @@ impl Topology {
                 source_name: source_name.to_owned(),
                 message: e.to_string(),
             })?;
-        for node in topology.nodes.values() {
-            if let Some(file) = &node.config {
-                let text = read_file(file).map_err(|error| TopologyError::File {
-                    source_name: source_name.to_owned(),
-                    path: PathBuf::from(file),
-                    error,
-                })?;
-                topology.files.insert(file.clone(), text);
+        let configs = topology.nodes.values().filter_map(|n| n.config.clone());
+        let wanted: Vec<(String, bool)> = configs
+            .map(|c| (c, false))
+            .chain(topology.manifests.iter().map(|m| (m.clone(), true)))
+            .collect();
+        for (file, manifest) in wanted {
+            if topology.files.contains_key(&file) {
+                continue;
             }
+            if manifest && !valid_relative(&file) {
+                return Err(TopologyError::Invalid {
+                    topology: topology.name.clone(),
+                    message: format!(
+                        "file {file:?} must be a relative path inside the topology's directory"
+                    ),
+                });
+            }
+            let text = read_file(&file).map_err(|error| TopologyError::File {
+                source_name: source_name.to_owned(),
+                path: PathBuf::from(&file),
+                error,
+            })?;
+            topology.files.insert(file, text);
         }
         topology.validate()?;
         Ok(topology)
+    }
+
+    /// The manifests of the lab's shared directory: (path relative to it, contents).
+    pub fn manifest_files(&self) -> Vec<(&str, &str)> {
+        self.manifests
+            .iter()
+            .filter_map(|m| Some((m.as_str(), self.files.get(m)?.as_str())))
+            .collect()
+    }
+
+    /// Whether the lab runs lbspeaker anywhere (then it has a shared manifest directory).
+    pub fn runs_lbspeaker(&self) -> bool {
+        self.nodes.values().any(|n| n.kind == NodeKind::Lbspeaker)
     }
 
     /// The contents of a node's `config` file, if it has one.
@@ -404,15 +497,17 @@ impl Topology {
         self.files.get(file).map(String::as_str)
     }
 
-    /// Node names in start order: bridges and hosts, then gobgpd and BIRD, then FRR. FRR
-    /// connects to its neighbors once at start-up and then only every connect-retry interval
-    /// (120 s unless configured), so the speakers it dials should already be listening; those
-    /// that only dial out retry on their own.
+    /// Node names in start order: bridges and hosts, then gobgpd and BIRD, then FRR, then
+    /// lbspeaker. FRR connects to its neighbors once at start-up and then only every
+    /// connect-retry interval (120 s unless configured), so the speakers it dials should
+    /// already be listening; lbspeaker dials at once when it starts (and listens only with a
+    /// `localPort`), so it comes last and finds FRR ready.
     pub fn start_order(&self) -> Vec<&str> {
         let rank = |k: NodeKind| match k {
             NodeKind::Bridge | NodeKind::Host => 0,
             NodeKind::Gobgpd | NodeKind::Bird => 1,
             NodeKind::Frr => 2,
+            NodeKind::Lbspeaker => 3,
         };
         let mut names: Vec<&str> = self.nodes.keys().map(String::as_str).collect();
         names.sort_by_key(|n| self.nodes.get(*n).map(|node| rank(node.kind)));
@@ -506,6 +601,18 @@ impl Topology {
                         )));
                     }
                 }
+                NodeKind::Lbspeaker => {
+                    if node.bgp.is_some() {
+                        return Err(invalid(format!(
+                            "node {name}: an lbspeaker node is configured by the lab's `manifests`, not `bgp`"
+                        )));
+                    }
+                }
+            }
+            if node.lbspeaker.is_some() && node.kind != NodeKind::Lbspeaker {
+                return Err(invalid(format!(
+                    "node {name}: `lbspeaker` is for lbspeaker nodes"
+                )));
             }
             if node.config.is_some() && node.kind != NodeKind::Frr {
                 return Err(invalid(format!("node {name}: `config` is for frr nodes")));
@@ -543,6 +650,17 @@ pub(crate) fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// A manifest named by a topology: relative, no `..`, no hidden parts (it is copied to the
+/// same place under the lab's manifest directory).
+fn valid_relative(s: &str) -> bool {
+    let p = Path::new(s);
+    !s.is_empty()
+        && p.is_relative()
+        && p.components().all(|c| {
+            matches!(c, std::path::Component::Normal(n) if !n.to_string_lossy().starts_with('.'))
+        })
+}
+
 /// Linux interface names: at most 15 bytes (IFNAMSIZ - 1).
 fn valid_ifname(s: &str) -> bool {
     !s.is_empty()
@@ -560,9 +678,66 @@ mod tests {
     }
 
     #[test]
-    fn seed_topology_matches_the_field_lab() {
+    fn the_seed_runs_lbspeaker_on_every_node_on_the_seed_manifests() {
         let t = Topology::load("seed").unwrap();
         assert_eq!(t.name, "seed");
+        for n in ["node1", "node2", "node3", "node4"] {
+            assert_eq!(t.nodes[n].kind, NodeKind::Lbspeaker, "{n}");
+            assert!(t.nodes[n].bgp.is_none());
+        }
+        let names: Vec<&str> = t.manifest_files().iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "bgp.yaml",
+                "lb-pool.yaml",
+                "webpod.yaml",
+                "lb-advertisement.yaml",
+                "cluster/nodes.yaml",
+                "cluster/webpod-endpoints.yaml"
+            ]
+        );
+        let bgp = t.manifest_files()[0].1;
+        assert_eq!(bgp, include_str!("../topologies/seed/bgp.yaml"));
+        let gobgpd = Topology::load("seed-gobgpd").unwrap();
+        assert_eq!(t.links, gobgpd.links, "same wiring as the gobgpd variant");
+        for (name, node) in &t.nodes {
+            assert_eq!(node.interfaces, gobgpd.nodes[name].interfaces, "{name}");
+            assert_eq!(node.routes, gobgpd.nodes[name].routes, "{name}");
+        }
+        let order = t.start_order();
+        let pos = |n: &str| order.iter().position(|x| *x == n).unwrap();
+        assert!(pos("tor") < pos("node1"), "lbspeaker dials: the tor first");
+    }
+
+    #[test]
+    fn manifests_must_be_relative_files_inside_the_topology() {
+        for bad in ["/etc/passwd", "../x.yaml", ".hidden.yaml"] {
+            let err = parse(&format!(
+                "name: t\nmanifests: [{bad:?}]\nnodes: {{a: {{}}}}\n"
+            ))
+            .unwrap_err();
+            assert!(err.to_string().contains("relative path"), "{bad}: {err}");
+        }
+        let t = parse("name: t\nmanifests: [m/a.yaml]\nnodes: {a: {kind: lbspeaker}}\n").unwrap();
+        assert_eq!(
+            t.manifest_files(),
+            [("m/a.yaml", "! contents of m/a.yaml\n")]
+        );
+        let err =
+            parse("name: t\nnodes:\n  a: {kind: lbspeaker, bgp: {asn: 1, router-id: 1.1.1.1}}\n")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("configured by the lab's `manifests`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn seed_gobgpd_topology_matches_the_field_lab() {
+        let t = Topology::load("seed-gobgpd").unwrap();
+        assert_eq!(t.name, "seed-gobgpd");
         let tor = &t.nodes["tor"];
         assert_eq!(tor.kind, NodeKind::Frr);
         assert_eq!(
@@ -606,7 +781,7 @@ mod tests {
 
     #[test]
     fn start_order_puts_speakers_before_the_frr_router() {
-        let t = Topology::load("seed").unwrap();
+        let t = Topology::load("seed-gobgpd").unwrap();
         let order = t.start_order();
         let pos = |n: &str| order.iter().position(|x| *x == n).unwrap();
         assert!(pos("sw1") < pos("node1"));

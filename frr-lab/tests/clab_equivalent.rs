@@ -14,7 +14,7 @@ fn clab() -> Value {
 
 #[test]
 fn clab_topology_has_the_same_nodes_and_links() {
-    let seed = Topology::load("seed").unwrap();
+    let seed = Topology::load("seed-gobgpd").unwrap();
     let clab = clab();
     let nodes = clab["topology"]["nodes"].as_object().unwrap();
     let names: BTreeSet<&str> = nodes.keys().map(String::as_str).collect();
@@ -51,7 +51,7 @@ fn clab_topology_has_the_same_nodes_and_links() {
 
 #[test]
 fn clab_nodes_get_the_same_addresses_routes_and_daemon_configuration() {
-    let seed = Topology::load("seed").unwrap();
+    let seed = Topology::load("seed-gobgpd").unwrap();
     let clab = clab();
     let nodes = clab["topology"]["nodes"].as_object().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -50,7 +50,7 @@ fn seed_lab_establishes_four_sessions_and_installs_the_pod_cidrs_then_leaves_not
     }
     let prefix = unique_prefix("seed");
     let lab = Lab::up(
-        Topology::load("seed").unwrap(),
+        Topology::load("seed-gobgpd").unwrap(),
         LabOptions::with_prefix(&prefix),
     )
     .unwrap();

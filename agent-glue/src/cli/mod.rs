@@ -6,3 +6,4 @@ pub mod convert;
 pub mod decode;
 pub mod pcap;
 pub mod query;
+pub mod run;

@@ -12,14 +12,19 @@ use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
 
+use super::LOCAL;
 use super::attrs::{AttrId, AttrTable};
 use super::export::{self, Local, Source, Target};
+use super::policy::ExportPolicy;
 use super::prefix::{FastHash, Key};
 use super::table::{Dirty, Paths};
 use crate::wire::{
     Announce, EncodeContext, EncodeError, Message, Nlri, RouteRefresh, RouteRefreshSubtype, Update,
     pack_updates,
 };
+
+/// The export cache's source index for our routes sent with a peer's policy attributes.
+const POLICY: u16 = u16::MAX;
 
 /// Export-cache entries kept before the cache is cleared.
 const CACHE_MAX: usize = 1 << 16;
@@ -60,8 +65,9 @@ impl<K: Key> AdjOut<K> {
         }
     }
 
-    /// Queues everything again (ROUTE-REFRESH), with BoRR/EoRR around it when `enhanced`.
-    pub(crate) fn refresh(&mut self, routes: &HashMap<K, Paths, FastHash>, enhanced: bool) {
+    /// Queues every prefix to be looked at again; only those whose outcome differs from what
+    /// the peer has are sent (export settings or policy changed).
+    pub(crate) fn requeue(&mut self, routes: &HashMap<K, Paths, FastHash>) {
         self.pending.work.extend(routes.keys().copied());
         self.pending.work.extend(
             self.advertised
@@ -69,6 +75,11 @@ impl<K: Key> AdjOut<K> {
                 .filter(|k| !routes.contains_key(k))
                 .copied(),
         );
+    }
+
+    /// Queues everything again (ROUTE-REFRESH), with BoRR/EoRR around it when `enhanced`.
+    pub(crate) fn refresh(&mut self, routes: &HashMap<K, Paths, FastHash>, enhanced: bool) {
+        self.requeue(routes);
         self.force = true;
         if enhanced {
             self.borr_due = true;
@@ -118,7 +129,14 @@ impl<K: Key> AdjOut<K> {
             self.clear_cache(attrs);
         }
         let a = attrs.get(src_attr).clone();
-        let out = export::export(&a, &source(src_peer), target, K::FAMILY, local)
+        // Attributes a peer's export policy gives are for that peer to act on (NO_EXPORT,
+        // NO_ADVERTISE tell it what to do next), not a reason to keep the route from it.
+        let (src, for_receiver) = if src_peer == POLICY {
+            (source(LOCAL), true)
+        } else {
+            (source(src_peer), false)
+        };
+        let out = export::export(&a, &src, target, K::FAMILY, local, for_receiver)
             .map(|o| attrs.intern(o));
         attrs.retain(src_attr);
         self.cache.insert((src_attr, src_peer), out);
@@ -136,6 +154,7 @@ impl<K: Key> AdjOut<K> {
         target: &Target,
         local: &Local,
         ctx: &EncodeContext,
+        policy: &ExportPolicy,
         budget: usize,
         table_complete: bool,
     ) -> Result<Vec<Bytes>, EncodeError> {
@@ -161,7 +180,26 @@ impl<K: Key> AdjOut<K> {
             let desired = routes
                 .get(&k)
                 .and_then(|p| p.best().copied())
-                .and_then(|best| self.exported(best.attr, best.peer, attrs, source, target, local));
+                .and_then(|best| {
+                    if best.peer != LOCAL {
+                        return if policy.learned {
+                            self.exported(best.attr, best.peer, attrs, source, target, local)
+                        } else {
+                            None
+                        };
+                    }
+                    match policy.local_route(&k.net())? {
+                        None => self.exported(best.attr, LOCAL, attrs, source, target, local),
+                        Some(a) => {
+                            // The peer's own attributes for this prefix of ours: interned so
+                            // the export cache serves every prefix that shares them.
+                            let id = attrs.intern(a.clone());
+                            let out = self.exported(id, POLICY, attrs, source, target, local);
+                            attrs.release(id);
+                            out
+                        }
+                    }
+                });
             let current = self.advertised.get(&k).copied();
             if desired == current && !self.force {
                 continue;

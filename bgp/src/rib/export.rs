@@ -55,23 +55,27 @@ pub(crate) struct Local {
     pub(crate) default_local_pref: u32,
 }
 
-/// The route as sent to `t`, or `None` if it is not sent.
+/// The route as sent to `t`, or `None` if it is not sent. `for_receiver`: the attributes are
+/// the ones a peer's export policy gives our route, meant for the receiver to act on, so
+/// the well-known communities do not stop it here.
 pub(crate) fn export(
     a: &Attrs,
     src: &Source,
     t: &Target,
     family: Family,
     l: &Local,
+    for_receiver: bool,
 ) -> Option<Attrs> {
     let local = src.peer == 0;
     if !local && src.peer == t.peer {
         return None;
     }
     let comms = &a.path.communities;
-    if comms.contains(&Community::NO_ADVERTISE) {
+    if !for_receiver && comms.contains(&Community::NO_ADVERTISE) {
         return None;
     }
-    if t.ebgp
+    if !for_receiver
+        && t.ebgp
         && (comms.contains(&Community::NO_EXPORT)
             || comms.contains(&Community::NO_EXPORT_SUBCONFED))
     {
@@ -216,6 +220,7 @@ mod tests {
             &target(true),
             Family::IPV4_UNICAST,
             &ME,
+            false,
         )
         .unwrap();
         assert_eq!(out.path.as_path, Some(AsPath::sequence([65001])));
@@ -235,6 +240,7 @@ mod tests {
             &target(false),
             Family::IPV4_UNICAST,
             &ME,
+            false,
         )
         .unwrap();
         assert_eq!(out.path.as_path, Some(AsPath::empty()));
@@ -253,10 +259,20 @@ mod tests {
             rr_client: false,
             router_id: Ipv4Addr::new(9, 9, 9, 9),
         };
-        assert!(export(&learnt, &src, &target(false), Family::IPV4_UNICAST, &ME).is_none());
+        assert!(
+            export(
+                &learnt,
+                &src,
+                &target(false),
+                Family::IPV4_UNICAST,
+                &ME,
+                false
+            )
+            .is_none()
+        );
         let mut client = target(false);
         client.rr_client = true;
-        let out = export(&learnt, &src, &client, Family::IPV4_UNICAST, &ME).unwrap();
+        let out = export(&learnt, &src, &client, Family::IPV4_UNICAST, &ME, false).unwrap();
         assert_eq!(out.path.originator_id, Some(Ipv4Addr::new(9, 9, 9, 9)));
         assert_eq!(out.path.cluster_list, vec![ME.cluster_id]);
         assert_eq!(out.next_hop, learnt.next_hop, "next hop unchanged on iBGP");
@@ -267,10 +283,59 @@ mod tests {
     fn no_export_stays_inside_the_as_and_no_advertise_goes_nowhere() {
         let mut r = local_route();
         r.path.communities = vec![Community::NO_EXPORT];
-        assert!(export(&r, &LOCAL_SRC, &target(true), Family::IPV4_UNICAST, &ME).is_none());
-        assert!(export(&r, &LOCAL_SRC, &target(false), Family::IPV4_UNICAST, &ME).is_some());
+        assert!(
+            export(
+                &r,
+                &LOCAL_SRC,
+                &target(true),
+                Family::IPV4_UNICAST,
+                &ME,
+                false
+            )
+            .is_none()
+        );
+        assert!(
+            export(
+                &r,
+                &LOCAL_SRC,
+                &target(false),
+                Family::IPV4_UNICAST,
+                &ME,
+                false
+            )
+            .is_some()
+        );
         r.path.communities = vec![Community::NO_ADVERTISE];
-        assert!(export(&r, &LOCAL_SRC, &target(false), Family::IPV4_UNICAST, &ME).is_none());
+        assert!(
+            export(
+                &r,
+                &LOCAL_SRC,
+                &target(false),
+                Family::IPV4_UNICAST,
+                &ME,
+                false
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn well_known_communities_a_policy_gives_our_route_go_to_the_receiver() {
+        let mut r = local_route();
+        r.path.communities = vec![Community::NO_EXPORT, Community::NO_ADVERTISE];
+        let out = export(
+            &r,
+            &LOCAL_SRC,
+            &target(true),
+            Family::IPV4_UNICAST,
+            &ME,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            out.path.communities,
+            vec![Community::NO_EXPORT, Community::NO_ADVERTISE]
+        );
     }
 
     #[test]
@@ -281,6 +346,7 @@ mod tests {
             &target(true),
             Family::IPV6_UNICAST,
             &ME,
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -292,11 +358,29 @@ mod tests {
         );
         let mut t = target(true);
         t.nh6 = None;
-        assert!(export(&local_route(), &LOCAL_SRC, &t, Family::IPV6_UNICAST, &ME).is_none());
+        assert!(
+            export(
+                &local_route(),
+                &LOCAL_SRC,
+                &t,
+                Family::IPV6_UNICAST,
+                &ME,
+                false
+            )
+            .is_none()
+        );
         // An explicit IPv4 next hop on an IPv6 prefix is not mapped: ours is used instead.
         let mut r = local_route();
         r.next_hop = Some(NextHop::Ipv4(Ipv4Addr::new(10, 1, 1, 1)));
-        let out = export(&r, &LOCAL_SRC, &target(true), Family::IPV6_UNICAST, &ME).unwrap();
+        let out = export(
+            &r,
+            &LOCAL_SRC,
+            &target(true),
+            Family::IPV6_UNICAST,
+            &ME,
+            false,
+        )
+        .unwrap();
         assert!(matches!(out.next_hop, Some(NextHop::Ipv6 { .. })));
     }
 
@@ -304,17 +388,43 @@ mod tests {
     fn ipv4_prefixes_take_an_ipv6_next_hop_on_an_ipv6_session_with_extended_next_hop() {
         let mut t = target(true);
         t.ipv6_session = true;
-        let out = export(&local_route(), &LOCAL_SRC, &t, Family::IPV4_UNICAST, &ME).unwrap();
+        let out = export(
+            &local_route(),
+            &LOCAL_SRC,
+            &t,
+            Family::IPV4_UNICAST,
+            &ME,
+            false,
+        )
+        .unwrap();
         assert!(
             matches!(out.next_hop, Some(NextHop::Ipv4(_))),
             "no ENH: IPv4 next hop"
         );
         t.ext_nh_v4 = true;
-        let out = export(&local_route(), &LOCAL_SRC, &t, Family::IPV4_UNICAST, &ME).unwrap();
+        let out = export(
+            &local_route(),
+            &LOCAL_SRC,
+            &t,
+            Family::IPV4_UNICAST,
+            &ME,
+            false,
+        )
+        .unwrap();
         assert!(matches!(out.next_hop, Some(NextHop::Ipv6 { .. })));
         t.ext_nh_v4 = false;
         t.nh4 = None;
-        assert!(export(&local_route(), &LOCAL_SRC, &t, Family::IPV4_UNICAST, &ME).is_none());
+        assert!(
+            export(
+                &local_route(),
+                &LOCAL_SRC,
+                &t,
+                Family::IPV4_UNICAST,
+                &ME,
+                false
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -332,14 +442,22 @@ mod tests {
             rr_client: false,
             router_id: Ipv4Addr::new(9, 9, 9, 9),
         };
-        let out = export(&learnt, &src, &target(false), Family::IPV4_UNICAST, &ME).unwrap();
+        let out = export(
+            &learnt,
+            &src,
+            &target(false),
+            Family::IPV4_UNICAST,
+            &ME,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             out.next_hop,
             Some(NextHop::Ipv4(Ipv4Addr::new(192, 168, 10, 100)))
         );
         let mut enh = target(false);
         enh.ext_nh_v4 = true;
-        let out = export(&learnt, &src, &enh, Family::IPV4_UNICAST, &ME).unwrap();
+        let out = export(&learnt, &src, &enh, Family::IPV4_UNICAST, &ME, false).unwrap();
         assert_eq!(out.next_hop, learnt.next_hop);
     }
 
@@ -355,12 +473,22 @@ mod tests {
             rr_client: false,
             router_id: Ipv4Addr::new(9, 9, 9, 9),
         };
-        assert!(export(&learnt, &src, &target(true), Family::IPV4_UNICAST, &ME).is_none());
+        assert!(
+            export(
+                &learnt,
+                &src,
+                &target(true),
+                Family::IPV4_UNICAST,
+                &ME,
+                false
+            )
+            .is_none()
+        );
         let mut other = target(true);
         other.peer = 5;
-        assert!(export(&learnt, &src, &other, Family::IPV4_UNICAST, &ME).is_none());
+        assert!(export(&learnt, &src, &other, Family::IPV4_UNICAST, &ME, false).is_none());
         other.peer_as = 65100;
-        let out = export(&learnt, &src, &other, Family::IPV4_UNICAST, &ME).unwrap();
+        let out = export(&learnt, &src, &other, Family::IPV4_UNICAST, &ME, false).unwrap();
         assert_eq!(out.path.as_path, Some(AsPath::sequence([65001, 65000])));
         assert_eq!(out.path.med, None);
     }

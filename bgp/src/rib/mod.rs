@@ -19,6 +19,7 @@ mod adj_out;
 pub mod attrs;
 mod decision;
 mod export;
+mod policy;
 pub mod prefix;
 mod read;
 mod table;
@@ -34,6 +35,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use attrs::{AttrId, Attrs};
+pub use policy::ExportPolicy;
 pub use prefix::{Key, V4, V6};
 
 use decision::{PeerRank, Settings};
@@ -91,16 +93,19 @@ pub struct PeerSettings {
     pub next_hop_self: bool,
     /// Largest number of prefixes accepted per family (IPv4, IPv6).
     pub max_prefixes: [Option<u32>; 2],
+    /// What the peer is sent.
+    pub export: ExportPolicy,
 }
 
 impl PeerSettings {
-    /// Settings for a peer at `address` with no limits.
+    /// Settings for a peer at `address` with no limits and the default export (everything).
     pub fn new(address: IpAddr) -> PeerSettings {
         PeerSettings {
             address,
             rr_client: false,
             next_hop_self: false,
             max_prefixes: [None, None],
+            export: ExportPolicy::default(),
         }
     }
 }
@@ -285,7 +290,8 @@ impl Rib {
         PeerIdx::try_from(i).unwrap_or(PeerIdx::MAX)
     }
 
-    /// Changes a peer's settings; an Established peer gets its Adj-RIB-Out recomputed.
+    /// Changes a peer's settings; an Established peer gets its Adj-RIB-Out re-examined in place
+    /// (only prefixes whose outcome changed are sent).
     pub fn update_peer_settings(&mut self, idx: PeerIdx, settings: PeerSettings) {
         let Some(Some(p)) = self.peers.get_mut(usize::from(idx)) else {
             return;
@@ -640,6 +646,7 @@ impl Rib {
             return Ok(Vec::new());
         };
         let ctx = session.encode;
+        let policy = p.settings.export.clone();
         let Rib {
             v4,
             v6,
@@ -660,6 +667,7 @@ impl Rib {
                 &target,
                 local,
                 &ctx,
+                &policy,
                 budget,
                 *table_complete,
             )?);
@@ -672,6 +680,7 @@ impl Rib {
                 &target,
                 local,
                 &ctx,
+                &policy,
                 budget,
                 *table_complete,
             )?);
@@ -775,13 +784,17 @@ fn resend_fam<K: Key>(fam: &mut Fam<K>, attrs: &mut attrs::AttrTable, idx: PeerI
         // Drop the export cache (the rules changed) and look at every prefix again.
         let advertised: Vec<(K, AttrId)> = o.advertised.iter().map(|(k, a)| (*k, *a)).collect();
         let eor = o.eor_due;
+        // Take the new references before `clear` drops the old ones, so that no set the peer
+        // holds is freed (and re-interned under another id, which would re-send it).
+        for (_, a) in &advertised {
+            attrs.retain(*a);
+        }
         o.clear(attrs);
         for (k, a) in advertised {
-            attrs.retain(a);
             o.advertised.insert(k, a);
         }
         o.eor_due = eor;
-        o.refresh(&fam.routes, false);
+        o.requeue(&fam.routes);
     }
 }
 

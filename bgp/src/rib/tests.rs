@@ -11,13 +11,13 @@ use crate::wire::{
 
 const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 100);
 
-fn rib(max_paths: u16) -> Rib {
+pub(super) fn rib(max_paths: u16) -> Rib {
     let mut c = RibConfig::new(65001, ME);
     c.max_paths = max_paths;
     Rib::new(c)
 }
 
-fn net(s: &str) -> IpNet {
+pub(super) fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
@@ -42,13 +42,17 @@ fn session(ebgp: bool, peer_as: u32, id: [u8; 4]) -> PeerSession {
     }
 }
 
-fn peer(r: &mut Rib, addr: [u8; 4], ebgp: bool, asn: u32) -> PeerIdx {
+pub(super) fn peer(r: &mut Rib, addr: [u8; 4], ebgp: bool, asn: u32) -> PeerIdx {
     let i = r.add_peer(PeerSettings::new(IpAddr::from(addr)));
     r.peer_up(i, session(ebgp, asn, addr));
     i
 }
 
-fn update(prefixes: &[&str], path: &[u32], f: impl FnOnce(&mut PathAttributes)) -> Update {
+pub(super) fn update(
+    prefixes: &[&str],
+    path: &[u32],
+    f: impl FnOnce(&mut PathAttributes),
+) -> Update {
     let mut attrs = PathAttributes::new(Origin::Igp, AsPath::sequence(path.iter().copied()))
         .with_next_hop(Ipv4Addr::new(192, 168, 10, 200));
     f(&mut attrs);
@@ -74,7 +78,7 @@ fn decoded(msgs: &[Bytes]) -> Vec<Message> {
         .collect()
 }
 
-fn drain(r: &mut Rib, idx: PeerIdx) -> Vec<Message> {
+pub(super) fn drain(r: &mut Rib, idx: PeerIdx) -> Vec<Message> {
     let mut all = Vec::new();
     loop {
         let m = r.take_updates(idx, 100_000).unwrap();

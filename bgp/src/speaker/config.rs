@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Asn, ConfigError, HoldTime, RouterId};
 use crate::fsm::{GracefulRestartCapability, SessionConfig};
-use crate::rib::{Attrs, PeerSettings, RibConfig};
+use crate::rib::{Attrs, ExportPolicy, PeerSettings, RibConfig};
 use crate::wire::{
     AsPath, Community, ExtendedCommunity, Family, FamilySet, LargeCommunity, NextHop, Origin,
     PathAttributes,
@@ -196,6 +197,16 @@ pub struct PeerConfig {
     /// First automatic restart delay after a failed session, in milliseconds (1000).
     #[serde(default = "idle_hold")]
     pub idle_hold_ms: u32,
+    /// Pass routes learnt from other peers on to this one, as a plain BGP router does (the
+    /// default). lbspeaker's daemon sets `false`: a Kubernetes node is not a transit router.
+    #[serde(default = "yes")]
+    pub export_learned: bool,
+    /// Our routes this peer is sent, each with the attributes this peer gets (Cilium's
+    /// per-peer advertisements). Unset: every route of ours, as announced. A prefix listed
+    /// here is sent only while the instance originates it too (see
+    /// [`Speaker::announce`](super::Speaker::announce)); changes apply without a reset.
+    #[serde(default)]
+    pub export_routes: Option<Vec<Route>>,
 }
 
 fn bgp_port() -> u16 {
@@ -236,6 +247,8 @@ impl PeerConfig {
             next_hop_ipv6: None,
             delay_open: None,
             idle_hold_ms: 1000,
+            export_learned: true,
+            export_routes: None,
         }
     }
 
@@ -333,6 +346,21 @@ impl PeerConfig {
             rr_client: self.route_reflector_client,
             next_hop_self: self.next_hop_self,
             max_prefixes: [limit(Family::IPV4_UNICAST), limit(Family::IPV6_UNICAST)],
+            export: ExportPolicy {
+                learned: self.export_learned,
+                local: self.export_routes.as_ref().map(|routes| {
+                    Arc::new(
+                        routes
+                            .iter()
+                            .map(|r| {
+                                let mut a = r.attrs();
+                                a.path.next_hop = None;
+                                (r.prefix.trunc(), a)
+                            })
+                            .collect(),
+                    )
+                }),
+            },
         }
     }
 
@@ -347,6 +375,8 @@ impl PeerConfig {
             c.max_prefixes.clear();
             c.next_hop_ipv4 = None;
             c.next_hop_ipv6 = None;
+            c.export_learned = true;
+            c.export_routes = None;
         }
         a != b
     }

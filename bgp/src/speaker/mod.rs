@@ -360,6 +360,28 @@ impl Speaker {
         Ok(reset)
     }
 
+    /// The configuration a peer runs with now (what [`Speaker::update_peer`] compares with).
+    pub async fn peer_config(
+        &self,
+        instance: &str,
+        peer: &str,
+    ) -> Result<PeerConfig, SpeakerError> {
+        let inst = self.instance(instance)?;
+        inst.peers
+            .lock()
+            .ok()
+            .and_then(|p| p.get(peer).map(|h| h.config.clone()))
+            .ok_or_else(|| SpeakerError::NoPeer {
+                instance: instance.into(),
+                peer: peer.into(),
+            })
+    }
+
+    /// The configuration an instance was started with.
+    pub async fn instance_config(&self, instance: &str) -> Result<InstanceConfig, SpeakerError> {
+        Ok(self.instance(instance)?.config.clone())
+    }
+
     /// Removes a peer: Cease / Administrative Shutdown with `communication` (RFC 9003), its
     /// routes leave our RIB.
     pub async fn remove_peer(

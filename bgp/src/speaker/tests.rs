@@ -291,6 +291,43 @@ async fn changing_the_hold_time_resets_only_that_session_and_applies_the_new_tim
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_peer_export_change_applies_in_place_without_a_reset() {
+    let (a, b, _) = pair(65000, 65001).await;
+    established(&b, "b", "a").await;
+    b.announce("b", vec![route("10.1.0.0/24"), route("10.2.0.0/24")])
+        .await
+        .unwrap();
+    let count = async |n: usize| {
+        wait_for("routes on A", async || {
+            let v = a.loc_rib("a", Family::IPV4_UNICAST).await.unwrap();
+            (v.len() == n).then_some(v)
+        })
+        .await
+    };
+    count(2).await;
+    let mut p = b.peer_config("b", "a").await.unwrap();
+    let mut only = route("10.2.0.0/24");
+    only.attributes.communities = vec![parse_community("65001:42").unwrap()];
+    p.export_routes = Some(vec![only]);
+    p.export_learned = false;
+    assert!(
+        !b.update_peer("b", p).await.unwrap(),
+        "an export change is no reset"
+    );
+    let v = count(1).await;
+    assert_eq!(v[0].prefix, "10.2.0.0/24".parse::<IpNet>().unwrap());
+    assert_eq!(
+        v[0].attrs.path.communities,
+        vec![parse_community("65001:42").unwrap()]
+    );
+    let st = b.peer_state("b", "a").await.unwrap();
+    assert_eq!((st.flaps, st.state), (0, State::Established));
+    assert_eq!(st.counts[0].advertised, 1);
+    a.shutdown(StopMode::GracefulRestart).await;
+    b.shutdown(StopMode::GracefulRestart).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_from_unconfigured_addresses_are_refused() {
     let port = free_port();
     let a = Speaker::new();

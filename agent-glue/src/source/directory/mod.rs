@@ -213,6 +213,31 @@ fn log_problems(s: &Snapshot) {
     }
 }
 
+/// Whether an event cannot change what the directory holds: a file opened or read (inotify
+/// reports every open, and every process sharing the directory reads the files the others
+/// write: reacting to opens would have them re-read each other forever), or only hidden
+/// names (the operator lock, the temporary files of atomic writes, which are renamed onto
+/// their real names: that rename is reported under the real name).
+fn ignorable(ev: &notify::Result<notify::Event>, root: &Path) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    let Ok(ev) = ev else { return false };
+    if ev.need_rescan() {
+        return false;
+    }
+    let read_only = matches!(
+        ev.kind,
+        EventKind::Access(
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
+        )
+    );
+    let hidden = |p: &PathBuf| {
+        p.strip_prefix(root).unwrap_or(p).components().any(|c| {
+            matches!(c, std::path::Component::Normal(n) if n.to_string_lossy().starts_with('.'))
+        })
+    };
+    read_only || (!ev.paths.is_empty() && ev.paths.iter().all(hidden))
+}
+
 /// Collects change events until the directory is quiet, then re-reads what changed.
 async fn watch_loop(
     mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
@@ -222,18 +247,26 @@ async fn watch_loop(
     root: PathBuf,
 ) {
     while let Some(first) = rx.recv().await {
+        if ignorable(&first, &root) {
+            continue;
+        }
         let mut paths: Vec<PathBuf> = Vec::new();
         let mut full = false;
-        let mut take = |ev: notify::Result<notify::Event>, paths: &mut Vec<PathBuf>| match ev {
-            Ok(ev) => {
-                if ev.need_rescan() {
+        let mut take = |ev: notify::Result<notify::Event>, paths: &mut Vec<PathBuf>| {
+            if ignorable(&ev, &root) {
+                return;
+            }
+            match ev {
+                Ok(ev) => {
+                    if ev.need_rescan() {
+                        full = true;
+                    }
+                    paths.extend(ev.paths);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch error; reading the whole directory again");
                     full = true;
                 }
-                paths.extend(ev.paths);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "watch error; reading the whole directory again");
-                full = true;
             }
         };
         take(first, &mut paths);

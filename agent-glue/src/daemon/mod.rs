@@ -1,0 +1,219 @@
+//! `lbspeaker run`: every role in one process, on one source of desired state.
+//!
+//! ```text
+//!                    ┌─ operator role (while leading) ─ LB-IPAM ─────────────► Service / pool status
+//!  Source ─ Snapshot ┤                                 └ BGP conditions ─────► ClusterConfig / PeerConfig status
+//!  (directory)       ├─ BGP agent ─ reconcile ─ apply ─► Speaker ─► peers;    CiliumBGPNodeConfig
+//!                    ├─ (L2 reconciler: l2announce::Runner::set_desired — next)
+//!                    └─ (dataplane reconciler: ebpf::Dataplane::sync — next)
+//!  local API (Unix socket) and /metrics, /healthz, /readyz read the same state
+//! ```
+//!
+//! [`run_directory`] builds the source, the status sink and the leadership from a manifest
+//! directory and hands them to [`run`], which knows nothing of directories: a Kubernetes
+//! source (reflectors, a Lease for leadership, the status subresource as sink) plugs in there
+//! unchanged. The L2 and dataplane reconcilers will be spawned in [`run`] beside the BGP
+//! agent, each on `source.subscribe()` and the same stop signal.
+
+pub mod backend;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use k8s_openapi::jiff::Timestamp;
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+use crate::bgp::agent::{self, AgentOptions};
+use crate::bgp::cluster::ClusterController;
+use crate::source::directory::{DirectoryOptions, DirectorySource};
+use crate::source::leader::{DirectoryLeader, Leadership};
+use crate::source::{Snapshot, Source, StatusSink};
+use backend::DaemonBackend;
+
+/// What `lbspeaker run` is told.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The manifest directory.
+    pub config_dir: PathBuf,
+    /// The Node this process speaks for.
+    pub node: String,
+    /// The local API socket.
+    pub api: PathBuf,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (none: not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Namespace of `authSecretRef` Secrets.
+    pub secrets_namespace: String,
+    /// Write the node's CiliumBGPNodeConfig.
+    pub bgp_status_report: bool,
+    /// How often a standby process tries to take the operator lock.
+    pub leader_retry: Duration,
+}
+
+/// Runs against a manifest directory until SIGTERM or SIGINT.
+pub async fn run_directory(opts: RunOptions) -> anyhow::Result<()> {
+    let source = DirectorySource::open(&opts.config_dir, DirectoryOptions::default())
+        .await
+        .with_context(|| format!("cannot read manifests from {}", opts.config_dir.display()))?;
+    let sink: Arc<dyn StatusSink> = Arc::new(source.status_sink());
+    let identity = format!("{} pid {}", opts.node, std::process::id());
+    let leader = DirectoryLeader::new(source.root(), identity).spawn(opts.leader_retry);
+    let leading = leader.subscribe();
+    let source: Arc<dyn Source> = Arc::new(source);
+    run(source, sink, leading, opts, shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = i.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stopping only when killed");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Runs every role on `source` until `shutdown` resolves. `leading` says whether this
+/// process runs the operator role (LB-IPAM, BGP conditions).
+pub async fn run(
+    source: Arc<dyn Source>,
+    sink: Arc<dyn StatusSink>,
+    leading: watch::Receiver<bool>,
+    opts: RunOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let listener = crate::api::server::bind(&opts.api).await?;
+    let metrics_listener = match opts.metrics_addr {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let _ = std::fs::remove_file(&opts.api);
+                return Err(anyhow::anyhow!(
+                    "cannot listen on --metrics-addr {addr}: {e}"
+                ));
+            }
+        },
+        None => None,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (problems_tx, problems_rx) = watch::channel(Vec::<String>::new());
+    let problems_tx = Arc::new(problems_tx);
+
+    // The operator role.
+    let (ipam_tx, ipam_rx) = watch::channel(crate::ipam::Desired::default());
+    let ipam_task = tokio::spawn(crate::ipam::run(
+        source.subscribe(),
+        leading.clone(),
+        sink.clone(),
+        Duration::from_secs(2),
+        Some(ipam_tx),
+    ));
+    let cluster_task = tokio::spawn(cluster_loop(
+        source.subscribe(),
+        leading.clone(),
+        sink.clone(),
+        opts.secrets_namespace.clone(),
+        problems_tx.clone(),
+    ));
+
+    // The node's agents. (The L2 and dataplane reconcilers go here, on `source.subscribe()`
+    // and `stop_rx` like the BGP agent.)
+    let mut agent_opts = AgentOptions::new(&opts.node);
+    agent_opts.secrets_namespace = opts.secrets_namespace.clone();
+    agent_opts.status_report = opts.bgp_status_report;
+    let (agent, agent_task) = agent::spawn(source.subscribe(), sink.clone(), agent_opts, stop_rx);
+
+    let backend = Arc::new(DaemonBackend {
+        node: opts.node.clone(),
+        started,
+        source: source.describe(),
+        snapshots: source.subscribe(),
+        agent,
+        ipam: ipam_rx,
+        leader: leading,
+        operator_problems: problems_rx,
+    });
+
+    let (api_stop_tx, api_stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let api_task = tokio::spawn(crate::api::server::serve(
+        listener,
+        backend.clone(),
+        stopped(api_stop_rx.clone()),
+    ));
+    let metrics_task = metrics_listener.map(|l| {
+        let router = crate::metrics::router(backend.clone());
+        let stop = stopped(api_stop_rx.clone());
+        tokio::spawn(async move { axum::serve(l, router).with_graceful_shutdown(stop).await })
+    });
+    tracing::info!(node = %opts.node, api = %opts.api.display(), metrics = ?opts.metrics_addr, source = %source.describe(), "lbspeaker running");
+
+    shutdown.await;
+    // BGP first (Cease or graceful-restart close), then the rest.
+    let _ = stop_tx.send(true);
+    let _ = agent_task.await;
+    ipam_task.abort();
+    cluster_task.abort();
+    let _ = api_stop_tx.send(true);
+    let _ = api_task.await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    let _ = std::fs::remove_file(&opts.api);
+    tracing::info!("lbspeaker stopped");
+    Ok(())
+}
+
+/// The operator role's BGP share: conditions on ClusterConfigs and PeerConfigs, stale
+/// CiliumBGPNodeConfigs removed, while this process leads.
+async fn cluster_loop(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut leading: watch::Receiver<bool>,
+    sink: Arc<dyn StatusSink>,
+    secrets_namespace: String,
+    problems: Arc<watch::Sender<Vec<String>>>,
+) {
+    let mut ctl = ClusterController::new();
+    loop {
+        let lead = *leading.borrow_and_update();
+        let snap = snapshots.borrow_and_update().clone();
+        let mut failing = false;
+        if lead && snap.synced {
+            let span = tracing::info_span!("bgp-conditions", revision = snap.revision);
+            let r = ctl
+                .round(&snap, sink.as_ref(), &secrets_namespace, Timestamp::now())
+                .instrument(span)
+                .await;
+            let errs: Vec<String> = r.failed.iter().map(|(o, e)| format!("{o}: {e}")).collect();
+            for e in &errs {
+                tracing::error!(error = %e, "writing BGP status failed; retrying");
+            }
+            failing = !errs.is_empty();
+            problems.send_if_modified(|p| {
+                let changed = *p != errs;
+                *p = errs;
+                changed
+            });
+        }
+        tokio::select! {
+            r = snapshots.changed() => if r.is_err() { return },
+            r = leading.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(2)), if failing => {}
+        }
+    }
+}
