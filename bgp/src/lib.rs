@@ -9,8 +9,12 @@
 //! - [`speaker`]: the tokio driver (one task per peer, sockets and their options) and the
 //!   cloneable [`Speaker`] handle the rest of lbspeaker uses.
 //!
+//! Beside the speaker: [`bfd`], single-hop BFD (RFC 5880/5881) that resets BGP sessions whose
+//! path fails.
+//!
 //! [`config`] holds the validated newtypes (`Asn`, `HoldTime`, `RouterId`).
 
+pub mod bfd;
 pub mod config;
 pub mod fsm;
 pub mod rib;
