@@ -112,6 +112,13 @@ pub struct Node {
     /// frr when no `config` file is given), so every daemon gets the same semantics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpSpec>,
+    /// For `frr`: also start FRR's bfdd (BFD for `neighbor X bfd` in bgpd's configuration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bfdd: bool,
+    /// For `frr` with `bfdd`: bfdd's own configuration file (a `bfd` section with profiles and
+    /// peers), relative to the topology; an empty `bfd` section when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfdd_config: Option<String>,
 }
 
 /// What runs in a node.
@@ -385,7 +392,7 @@ impl Topology {
                 message: e.to_string(),
             })?;
         for node in topology.nodes.values() {
-            if let Some(file) = &node.config {
+            for file in node.config.iter().chain(node.bfdd_config.iter()) {
                 let text = read_file(file).map_err(|error| TopologyError::File {
                     source_name: source_name.to_owned(),
                     path: PathBuf::from(file),
@@ -396,6 +403,12 @@ impl Topology {
         }
         topology.validate()?;
         Ok(topology)
+    }
+
+    /// The contents of a node's `bfdd-config` file, if it has one.
+    pub fn bfdd_config_text(&self, node: &str) -> Option<&str> {
+        let file = self.nodes.get(node)?.bfdd_config.as_ref()?;
+        self.files.get(file).map(String::as_str)
     }
 
     /// The contents of a node's `config` file, if it has one.
@@ -509,6 +522,14 @@ impl Topology {
             }
             if node.config.is_some() && node.kind != NodeKind::Frr {
                 return Err(invalid(format!("node {name}: `config` is for frr nodes")));
+            }
+            if node.bfdd && node.kind != NodeKind::Frr {
+                return Err(invalid(format!("node {name}: `bfdd` is for frr nodes")));
+            }
+            if node.bfdd_config.is_some() && !node.bfdd {
+                return Err(invalid(format!(
+                    "node {name}: `bfdd-config` needs `bfdd: true`"
+                )));
             }
             if let Some(bgp) = &node.bgp {
                 for n in &bgp.neighbors {
@@ -679,6 +700,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("hold time 2"), "{err}");
+    }
+
+    #[test]
+    fn bfdd_is_for_frr_nodes_and_its_config_file_is_read() {
+        let t = parse(
+            "name: t\nnodes:\n  tor: {kind: frr, config: tor.conf, bfdd: true, bfdd-config: bfdd.conf}\n",
+        )
+        .unwrap();
+        assert!(t.nodes["tor"].bfdd);
+        assert_eq!(t.bfdd_config_text("tor"), Some("! contents of bfdd.conf\n"));
+        let err = parse("name: t\nnodes:\n  a: {kind: host, bfdd: true}\n").unwrap_err();
+        assert!(err.to_string().contains("`bfdd` is for frr nodes"), "{err}");
+        let err =
+            parse("name: t\nnodes:\n  a: {kind: frr, config: x, bfdd-config: b}\n").unwrap_err();
+        assert!(err.to_string().contains("needs `bfdd: true`"), "{err}");
     }
 
     #[test]
