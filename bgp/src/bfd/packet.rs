@@ -367,23 +367,58 @@ mod tests {
         assert_eq!(ControlPacket::decode(&b), Ok(p));
     }
 
+    /// Captured with tcpdump in the tor namespace of a lab (FRR 8.4.4 bfdd, `neighbor X bfd`,
+    /// against our session): its first packet, its Up with Poll after the handshake, its
+    /// answer to our Poll, and a plain Up.
     #[test]
-    fn a_first_packet_at_the_slow_rate_decodes() {
-        // The first packet of a session as FRR's bfdd sends it: Down, 1 s desired TX (slow start), 300 ms
-        // required RX, 50 ms echo RX, C bit clear, no remote discriminator yet.
-        let b = hex::decode(concat!(
-            "20400318", "00000001", "00000000", "000f4240", "000493e0", "0000c350"
-        ))
-        .unwrap();
-        let p = ControlPacket::decode(&b).unwrap();
-        assert_eq!(p.state, BfdState::Down);
-        assert_eq!(p.diag, Diagnostic::None);
-        assert_eq!(p.detect_mult, 3);
-        assert_eq!(p.my_discriminator, 1);
-        assert_eq!(p.your_discriminator, 0);
-        assert_eq!(p.desired_min_tx, 1_000_000);
-        assert_eq!(p.required_min_rx, 300_000);
-        assert_eq!(p.required_min_echo_rx, 50_000);
+    fn packets_captured_from_frr_bfdd_decode_and_encode_to_the_same_octets() {
+        let cases = [
+            (
+                "204003180569a21300000000000f4240000f42400000c350",
+                BfdState::Down,
+                false,
+                false,
+            ),
+            (
+                "20e00318382cfd607fa35a5d000493e0000493e00000c350",
+                BfdState::Up,
+                true,
+                false,
+            ),
+            (
+                "20d00318382cfd607fa35a5d000493e0000493e00000c350",
+                BfdState::Up,
+                false,
+                true,
+            ),
+            (
+                "20c00318382cfd607fa35a5d000493e0000493e00000c350",
+                BfdState::Up,
+                false,
+                false,
+            ),
+        ];
+        for (hex, state, poll, final_) in cases {
+            let b = hex::decode(hex).unwrap();
+            let p = ControlPacket::decode(&b).unwrap();
+            assert_eq!((p.state, p.poll, p.final_), (state, poll, final_), "{hex}");
+            assert_eq!(p.diag, Diagnostic::None);
+            assert_eq!(p.detect_mult, 3);
+            assert!(!p.control_plane_independent && !p.demand);
+            assert_eq!(p.required_min_echo_rx, 50_000, "bfdd offers to loop echoes");
+            assert_eq!(hex::encode(p.encode()), hex, "encode gives the same octets");
+        }
+        let first = ControlPacket::decode(&hex::decode(cases[0].0).unwrap()).unwrap();
+        assert_eq!(first.my_discriminator, 0x0569_a213);
+        assert_eq!(first.your_discriminator, 0);
+        // Slow start: 1 s both ways until Up (RFC 5880 §6.8.3), then 300 ms.
+        assert_eq!(
+            (first.desired_min_tx, first.required_min_rx),
+            (1_000_000, 1_000_000)
+        );
+        let up = ControlPacket::decode(&hex::decode(cases[3].0).unwrap()).unwrap();
+        assert_eq!(up.your_discriminator, 0x7fa3_5a5d);
+        assert_eq!((up.desired_min_tx, up.required_min_rx), (300_000, 300_000));
     }
 
     #[test]
