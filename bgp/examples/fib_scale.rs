@@ -81,7 +81,11 @@ async fn run(n: usize, eth1: u32) {
     let t = Instant::now();
     let view = k.view().await.unwrap();
     let dump = t.elapsed();
-    let ours = view.routes.iter().filter(|r| plan::is_ours(r, &cfg)).count();
+    let ours = view
+        .routes
+        .iter()
+        .filter(|r| plan::is_ours(r, &cfg))
+        .count();
     assert_eq!(ours, n);
     let best: BTreeMap<IpNet, Vec<BgpNextHop>> = prefixes
         .iter()
