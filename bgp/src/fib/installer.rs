@@ -253,6 +253,7 @@ impl<K: Kernel> Task<K> {
         mut rx: mpsc::UnboundedReceiver<Command>,
     ) {
         let mut dirty: Option<Instant> = Some(Instant::now());
+        let mut events_open = true;
         let mut resync = Instant::now() + self.cfg.resync_interval;
         loop {
             let hold = (!self.status.converged).then_some(self.hold_until);
@@ -279,8 +280,10 @@ impl<K: Kernel> Task<K> {
                     self.apply_changes(batch).await;
                     dirty.get_or_insert_with(Instant::now);
                 }
-                e = events.recv() => {
-                    if self.peer_event(e).await {
+                e = events.recv(), if events_open => {
+                    if matches!(e, Err(broadcast::error::RecvError::Closed)) {
+                        events_open = false;
+                    } else if self.peer_event(e).await {
                         dirty.get_or_insert_with(Instant::now);
                     }
                 }
