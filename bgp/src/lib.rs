@@ -9,9 +9,14 @@
 //! - [`speaker`]: the tokio driver (one task per peer, sockets and their options) and the
 //!   cloneable [`Speaker`] handle the rest of lbspeaker uses.
 //!
+//! Beside the speaker: [`bfd`], single-hop BFD (RFC 5880/5881) that resets BGP sessions whose
+//! path fails, and [`fib`], which installs received best paths into the kernel (rtnetlink).
+//!
 //! [`config`] holds the validated newtypes (`Asn`, `HoldTime`, `RouterId`).
 
+pub mod bfd;
 pub mod config;
+pub mod fib;
 pub mod fsm;
 pub mod rib;
 pub mod speaker;

@@ -4,7 +4,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use kube::core::crd::merge_crds;
 
-use crate::{bgp, l2, lbpool, podippool};
+use crate::{bfd, bgp, l2, lbpool, podippool};
 
 /// Why the definitions could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +41,7 @@ pub fn all() -> Result<Vec<(String, CustomResourceDefinition)>, CrdgenError> {
         pool,
         l2::CiliumL2AnnouncementPolicy::crd(),
         podippool::CiliumPodIPPool::crd(),
+        bfd::BFDProfile::crd(),
     ];
     crds.sort_by(|a, b| a.spec.names.plural.cmp(&b.spec.names.plural));
     Ok(crds

@@ -138,3 +138,36 @@ fn schemas_carry_cilium_defaults_and_ranges() {
         &serde_json::json!(["In", "NotIn", "Exists", "DoesNotExist"])
     );
 }
+
+#[test]
+fn the_bfd_profile_crd_is_cluster_scoped_in_our_own_group_with_its_timers_shown() {
+    let c = by_kind("BFDProfile");
+    assert_eq!(c.spec.group, "lbspeaker.io");
+    assert_eq!(c.spec.scope, "Cluster");
+    assert_eq!(c.metadata.name.as_deref(), Some("bfdprofiles.lbspeaker.io"));
+    assert_eq!(
+        c.spec.names.short_names.as_deref().unwrap_or_default(),
+        ["bfdprofile"]
+    );
+    let v = &c.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    let cols: Vec<&str> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(cols, ["TX ms", "RX ms", "Multiplier", "Age"]);
+    let json = serde_json::to_value(&v.schema).unwrap();
+    let spec = &json["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    assert_eq!(spec["transmitInterval"]["default"], 300);
+    assert_eq!(spec["transmitInterval"]["minimum"], 10.0);
+    assert_eq!(spec["receiveInterval"]["maximum"], 60000.0);
+    assert_eq!(spec["detectMultiplier"]["default"], 3);
+    assert_eq!(spec["detectMultiplier"]["minimum"], 2.0);
+    assert_eq!(spec["echoMode"]["default"], false);
+    assert_eq!(
+        spec["damping"]["properties"]["maxHoldSeconds"]["default"],
+        120
+    );
+}

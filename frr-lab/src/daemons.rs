@@ -1,5 +1,6 @@
 //! Starting each node's daemon inside its namespace, with every file in the node's lab
-//! directory: FRR (zebra + bgpd, never `/etc/frr` or the system service), gobgpd and BIRD.
+//! directory: FRR (zebra + bgpd, and bfdd when asked; never `/etc/frr` or the system
+//! service), gobgpd and BIRD.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -164,15 +165,26 @@ fn start_frr(lab: &mut Lab, node: &str) -> Result<(), LabError> {
             )));
         }
     };
-    for (file, text) in [
+    let mut files = vec![
         ("zebra.conf", render::frr_zebra_conf(node)),
         ("bgpd.conf", bgpd_conf),
-    ] {
+    ];
+    let mut daemons = vec!["zebra", "bgpd"];
+    if lab.topology().nodes.get(node).is_some_and(|n| n.bfdd) {
+        let text = lab
+            .topology()
+            .bfdd_config_text(node)
+            .map_or_else(|| render::frr_bfdd_conf(node), str::to_owned);
+        files.push(("bfdd.conf", text));
+        // After zebra (bgpd reaches bfdd through it), before bgpd asks for sessions.
+        daemons.insert(1, "bfdd");
+    }
+    for (file, text) in files {
         let path = dir.join(file);
         write(&path, &text)?;
         give_to_frr(&path)?;
     }
-    for daemon in ["zebra", "bgpd"] {
+    for daemon in daemons {
         start_frr_daemon(lab, node, &dir, daemon)?;
     }
     let log = dir.join("bgpd.log");
@@ -221,6 +233,11 @@ pub fn start_frr_daemon(
         "--log".to_owned(),
         format!("file:{}", log.display()),
     ];
+    let mut args = args.to_vec();
+    if daemon == "bfdd" {
+        // Its control socket defaults to /var/run/frr/bfdd.sock: one per lab node instead.
+        args.extend(["--bfdctl".to_owned(), format!("{d}/bfdd.sock")]);
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = lab.exec(node, &program, &args)?;
     if !out.status.success() {

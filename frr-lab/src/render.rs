@@ -236,6 +236,12 @@ pub fn frr_zebra_conf(hostname: &str) -> String {
     format!("hostname {}\n", plain_str(hostname))
 }
 
+/// bfdd's configuration when the topology gives none: BFD on, no profiles (bgpd's
+/// `neighbor X bfd` creates the sessions, with bfdd's defaults of 300 ms x 3).
+pub fn frr_bfdd_conf(hostname: &str) -> String {
+    format!("hostname {}\n!\nbfd\n!\n", plain_str(hostname))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

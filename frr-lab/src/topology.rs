@@ -119,6 +119,13 @@ pub struct Node {
     /// For `lbspeaker` nodes: how `lbspeaker run` is started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lbspeaker: Option<LbspeakerSpec>,
+    /// For `frr`: also start FRR's bfdd (BFD for `neighbor X bfd` in bgpd's configuration).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bfdd: bool,
+    /// For `frr` with `bfdd`: bfdd's own configuration file (a `bfd` section with profiles and
+    /// peers), relative to the topology; an empty `bfd` section when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfdd_config: Option<String>,
 }
 
 /// How an `lbspeaker` node runs `lbspeaker run --config-dir LAB/manifests --node NAME
@@ -450,7 +457,10 @@ impl Topology {
                 source_name: source_name.to_owned(),
                 message: e.to_string(),
             })?;
-        let configs = topology.nodes.values().filter_map(|n| n.config.clone());
+        let configs = topology
+            .nodes
+            .values()
+            .flat_map(|n| n.config.iter().chain(n.bfdd_config.iter()).cloned());
         let wanted: Vec<(String, bool)> = configs
             .map(|c| (c, false))
             .chain(topology.manifests.iter().map(|m| (m.clone(), true)))
@@ -489,6 +499,12 @@ impl Topology {
     /// Whether the lab runs lbspeaker anywhere (then it has a shared manifest directory).
     pub fn runs_lbspeaker(&self) -> bool {
         self.nodes.values().any(|n| n.kind == NodeKind::Lbspeaker)
+    }
+
+    /// The contents of a node's `bfdd-config` file, if it has one.
+    pub fn bfdd_config_text(&self, node: &str) -> Option<&str> {
+        let file = self.nodes.get(node)?.bfdd_config.as_ref()?;
+        self.files.get(file).map(String::as_str)
     }
 
     /// The contents of a node's `config` file, if it has one.
@@ -616,6 +632,14 @@ impl Topology {
             }
             if node.config.is_some() && node.kind != NodeKind::Frr {
                 return Err(invalid(format!("node {name}: `config` is for frr nodes")));
+            }
+            if node.bfdd && node.kind != NodeKind::Frr {
+                return Err(invalid(format!("node {name}: `bfdd` is for frr nodes")));
+            }
+            if node.bfdd_config.is_some() && !node.bfdd {
+                return Err(invalid(format!(
+                    "node {name}: `bfdd-config` needs `bfdd: true`"
+                )));
             }
             if let Some(bgp) = &node.bgp {
                 for n in &bgp.neighbors {
@@ -854,6 +878,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("hold time 2"), "{err}");
+    }
+
+    #[test]
+    fn bfdd_is_for_frr_nodes_and_its_config_file_is_read() {
+        let t = parse(
+            "name: t\nnodes:\n  tor: {kind: frr, config: tor.conf, bfdd: true, bfdd-config: bfdd.conf}\n",
+        )
+        .unwrap();
+        assert!(t.nodes["tor"].bfdd);
+        assert_eq!(t.bfdd_config_text("tor"), Some("! contents of bfdd.conf\n"));
+        let err = parse("name: t\nnodes:\n  a: {kind: host, bfdd: true}\n").unwrap_err();
+        assert!(err.to_string().contains("`bfdd` is for frr nodes"), "{err}");
+        let err =
+            parse("name: t\nnodes:\n  a: {kind: frr, config: x, bfdd-config: b}\n").unwrap_err();
+        assert!(err.to_string().contains("needs `bfdd: true`"), "{err}");
     }
 
     #[test]

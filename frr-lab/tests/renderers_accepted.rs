@@ -1,5 +1,5 @@
 //! The configurations frr-lab writes for gobgpd, BIRD and FRR are accepted by the real
-//! daemons' own configuration checkers (`gobgpd -d`, `bird -p`, `bgpd -C`).
+//! daemons' own configuration checkers (`gobgpd -d`, `bird -p`, `bgpd -C`, `bfdd -C`).
 
 use std::process::Command;
 
@@ -100,5 +100,42 @@ fn bgpd_accepts_the_rendered_config_without_a_single_complaint() {
         assert!(!text.contains(complaint), "{complaint}: {text}");
     }
     let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/bgpd.{pid}"));
+    std::fs::remove_dir_all(d).unwrap();
+}
+
+#[test]
+fn bfdd_accepts_the_rendered_config_without_a_single_complaint() {
+    if !lab_available() {
+        return;
+    }
+    let d = scratch();
+    let f = d.join("bfdd.conf");
+    std::fs::write(&f, render::frr_bfdd_conf("tor")).unwrap();
+    let child = Command::new("/usr/lib/frr/bfdd")
+        .arg("-C")
+        .arg("-f")
+        .arg(&f)
+        .arg("--bfdctl")
+        .arg(d.join("bfdd.sock"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for complaint in [
+        "No such command",
+        "Unknown command",
+        "Command incomplete",
+        "Error",
+    ] {
+        assert!(!text.contains(complaint), "{complaint}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(format!("/var/tmp/frr/bfdd.{pid}"));
     std::fs::remove_dir_all(d).unwrap();
 }

@@ -11,13 +11,18 @@
 //! `{"error": "..."}`): `peers`, `loc-rib {family}`, `adj-rib-in {peer, family}`,
 //! `adj-rib-out {peer, family}`, `announce {routes}`, `withdraw {prefixes}`,
 //! `remove-peer {peer, communication}`, `reset-peer {peer}`, `update-peer {peer: PeerConfig}`,
-//! `stop {graceful}`.
+//! `stop {graceful}`; with BFD and FIB installation configured: `bfd` (sessions and receive
+//! counters), `set-bfd-peers {peers}`, `fib` (the installer's status), `fib-stop {cleanup:
+//! "remove-all" | "keep"}`, and `events` (BFD and BGP peer events with wall-clock times, the
+//! last 4096).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bgp::bfd::{BfdManagerConfig, BfdPeer};
+use bgp::fib::FibConfig;
 use bgp::speaker::{InstanceConfig, PeerConfig, Route};
 use frr_lab::Lab;
 use serde::{Deserialize, Serialize};
@@ -37,6 +42,24 @@ pub struct HarnessConfig {
     pub routes: Vec<Route>,
     /// The control socket.
     pub control: PathBuf,
+    /// BFD: the manager's sockets and the peers that want a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<HarnessBfd>,
+    /// FIB installation of the instance's received best paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fib: Option<FibConfig>,
+}
+
+/// The harness's BFD.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HarnessBfd {
+    /// Listening sockets.
+    #[serde(default)]
+    pub manager: BfdManagerConfig,
+    /// One session per entry (see `BfdPeer::for_bgp_peer`).
+    #[serde(default)]
+    pub peers: Vec<BfdPeer>,
 }
 
 /// A harness process started in a lab node.
@@ -162,6 +185,31 @@ impl Harness {
     /// A peer's Adj-RIB-In.
     pub fn adj_rib_in(&self, peer: &str, family: &str) -> anyhow::Result<Vec<Value>> {
         let v = self.request(json!({"cmd": "adj-rib-in", "peer": peer, "family": family}))?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The BFD sessions (`BfdSessionInfo` as JSON).
+    pub fn bfd_sessions(&self) -> anyhow::Result<Vec<Value>> {
+        let v = self.request(json!({"cmd": "bfd"}))?;
+        Ok(v["sessions"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The BFD session toward `remote`.
+    pub fn bfd_session(&self, remote: &str) -> anyhow::Result<Value> {
+        self.bfd_sessions()?
+            .into_iter()
+            .find(|s| s["remote"] == remote)
+            .ok_or_else(|| anyhow::anyhow!("{}: no BFD session toward {remote}", self.node))
+    }
+
+    /// The FIB installer's status (`FibStatus` as JSON).
+    pub fn fib(&self) -> anyhow::Result<Value> {
+        self.request(json!({"cmd": "fib"}))
+    }
+
+    /// Recorded events: `{"at": unix seconds (float), "source": "bfd" | "bgp", "event": ...}`.
+    pub fn events(&self) -> anyhow::Result<Vec<Value>> {
+        let v = self.request(json!({"cmd": "events"}))?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 

@@ -1,12 +1,18 @@
 //! bgp-harness: runs a `bgp::Speaker` from a JSON configuration and answers JSON commands on a
-//! Unix socket (see `tests::harness`). The lab's stand-in for `lbspeaker run`.
+//! Unix socket (see `tests::harness`). The lab's stand-in for `lbspeaker run`. With `bfd` in
+//! the configuration it runs a `bgp::bfd::BfdManager` that resets BGP sessions whose BFD
+//! fails; with `fib` a `bgp::fib::FibInstaller` for the instance.
 //!
-//! `bgp-harness --config FILE [--restarting]`. SIGTERM or SIGINT: Cease / Administrative
-//! Shutdown to every peer, then exit.
+//! `bgp-harness --config FILE [--restarting]`. SIGTERM or SIGINT: BFD AdminDown, our kernel
+//! routes removed, Cease / Administrative Shutdown to every peer, then exit.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
+use bgp::bfd::{BfdManager, BfdPeer};
+use bgp::fib::{Cleanup, FibInstaller};
 use bgp::speaker::{PeerConfig, ResetReason, Route, Speaker, StopMode};
 use bgp::wire::Family;
 use ipnet::IpNet;
@@ -44,14 +50,82 @@ fn main() -> anyhow::Result<()> {
         .block_on(run(cfg))
 }
 
+/// What the commands act on.
+#[derive(Clone)]
+struct Parts {
+    speaker: Speaker,
+    instance: String,
+    bfd: Option<BfdManager>,
+    fib: Option<Arc<FibInstaller>>,
+    events: Arc<Mutex<VecDeque<Value>>>,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn record(events: &Mutex<VecDeque<Value>>, source: &str, at: f64, event: Value) {
+    if let Ok(mut q) = events.lock() {
+        if q.len() >= 4096 {
+            q.pop_front();
+        }
+        q.push_back(json!({"at": at, "source": source, "event": event}));
+    }
+}
+
 async fn run(cfg: HarnessConfig) -> anyhow::Result<()> {
     let speaker = Speaker::new();
     let name = cfg.instance.name.clone();
+    let events = Arc::new(Mutex::new(VecDeque::new()));
+    let mut bgp_events = speaker.subscribe_events();
+    let log = events.clone();
+    tokio::spawn(async move {
+        while let Ok(e) = bgp_events.recv().await {
+            let v = serde_json::to_value(&e).unwrap_or(Value::Null);
+            record(&log, "bgp", unix_now(), v);
+        }
+    });
     speaker.start_instance(cfg.instance.clone()).await?;
     speaker.announce(&name, cfg.routes.clone()).await?;
     for p in cfg.peers.clone() {
         speaker.add_peer(&name, p).await?;
     }
+    let fib = match cfg.fib.clone() {
+        Some(f) => Some(Arc::new(FibInstaller::start(&speaker, &name, f).await?)),
+        None => None,
+    };
+    let bfd = match cfg.bfd.clone() {
+        Some(b) => {
+            let m = BfdManager::start(b.manager, Arc::new(speaker.clone()))?;
+            let mut rx = m.subscribe();
+            let log = events.clone();
+            tokio::spawn(async move {
+                while let Ok(e) = rx.recv().await {
+                    let at =
+                        e.at.duration_since(SystemTime::UNIX_EPOCH)
+                            .map_or(0.0, |d| d.as_secs_f64());
+                    record(
+                        &log,
+                        "bfd",
+                        at,
+                        serde_json::to_value(&e).unwrap_or(Value::Null),
+                    );
+                }
+            });
+            m.set_peers(b.peers).await?;
+            Some(m)
+        }
+        None => None,
+    };
+    let parts = Parts {
+        speaker: speaker.clone(),
+        instance: name.clone(),
+        bfd: bfd.clone(),
+        fib: fib.clone(),
+        events,
+    };
     let _ = std::fs::remove_file(&cfg.control);
     let listener = UnixListener::bind(&cfg.control)?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -61,14 +135,13 @@ async fn run(cfg: HarnessConfig) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             c = listener.accept() => {
                 let Ok((stream, _)) = c else { continue };
-                let speaker = speaker.clone();
-                let name = name.clone();
+                let parts = parts.clone();
                 tokio::spawn(async move {
                     let (r, mut w) = stream.into_split();
                     let mut lines = BufReader::new(r).lines();
                     while let Ok(Some(line)) = lines.next_line().await {
                         let answer = match serde_json::from_str::<Value>(&line) {
-                            Ok(cmd) => match command(&speaker, &name, cmd).await {
+                            Ok(cmd) => match command(&parts, cmd).await {
                                 Ok(v) => json!({"ok": v}),
                                 Err(e) => json!({"error": format!("{e:#}")}),
                             },
@@ -83,6 +156,14 @@ async fn run(cfg: HarnessConfig) -> anyhow::Result<()> {
                 });
             }
         }
+    }
+    if let Some(m) = &bfd {
+        m.shutdown().await;
+    }
+    if let Some(f) = &fib
+        && let Err(e) = f.stop(Cleanup::RemoveAll).await
+    {
+        tracing::warn!(error = %e, "removing our kernel routes failed");
     }
     speaker
         .shutdown(StopMode::Shutdown {
@@ -105,7 +186,8 @@ fn peer_name(cmd: &Value) -> anyhow::Result<&str> {
     cmd["peer"].as_str().context("peer missing")
 }
 
-async fn command(s: &Speaker, inst: &str, cmd: Value) -> anyhow::Result<Value> {
+async fn command(p: &Parts, cmd: Value) -> anyhow::Result<Value> {
+    let (s, inst) = (&p.speaker, p.instance.as_str());
     let what = cmd["cmd"].as_str().unwrap_or_default();
     Ok(match what {
         "peers" => serde_json::to_value(s.peer_states(inst).await?)?,
@@ -137,8 +219,8 @@ async fn command(s: &Speaker, inst: &str, cmd: Value) -> anyhow::Result<Value> {
             Value::Null
         }
         "update-peer" => {
-            let p: PeerConfig = serde_json::from_value(cmd["config"].clone())?;
-            json!({"reset": s.update_peer(inst, p).await?})
+            let c: PeerConfig = serde_json::from_value(cmd["config"].clone())?;
+            json!({"reset": s.update_peer(inst, c).await?})
         }
         "stop" => {
             let mode = if cmd["graceful"].as_bool().unwrap_or(false) {
@@ -150,6 +232,37 @@ async fn command(s: &Speaker, inst: &str, cmd: Value) -> anyhow::Result<Value> {
             };
             s.stop_instance(inst, mode).await?;
             Value::Null
+        }
+        "bfd" => {
+            let m = p.bfd.as_ref().context("no BFD configured")?;
+            let (sessions, counters) = m.sessions_and_counters().await?;
+            json!({"sessions": sessions, "counters": counters})
+        }
+        "set-bfd-peers" => {
+            let m = p.bfd.as_ref().context("no BFD configured")?;
+            let peers: Vec<BfdPeer> = serde_json::from_value(cmd["peers"].clone())?;
+            m.set_peers(peers).await?;
+            Value::Null
+        }
+        "fib" => {
+            let f = p.fib.as_ref().context("no FIB installation configured")?;
+            serde_json::to_value(f.status().await?)?
+        }
+        "fib-stop" => {
+            let f = p.fib.as_ref().context("no FIB installation configured")?;
+            let cleanup = match cmd["cleanup"].as_str().unwrap_or("remove-all") {
+                "remove-all" => Cleanup::RemoveAll,
+                "keep" => Cleanup::Keep,
+                c => bail!("unknown cleanup {c:?}: remove-all or keep"),
+            };
+            serde_json::to_value(f.stop(cleanup).await?)?
+        }
+        "events" => {
+            let q = p
+                .events
+                .lock()
+                .map(|q| q.iter().cloned().collect::<Vec<_>>());
+            Value::Array(q.unwrap_or_default())
         }
         other => bail!("unknown command {other:?}"),
     })

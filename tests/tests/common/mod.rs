@@ -59,6 +59,8 @@ pub fn harness_config(
         peers,
         routes,
         control: Default::default(),
+        bfd: None,
+        fib: None,
     }
 }
 
