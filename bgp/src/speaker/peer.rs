@@ -172,13 +172,22 @@ pub(crate) fn hard_reset(n: Notification, info: Option<&SessionInfo>) -> Notific
     let n_bit = info
         .and_then(|i| i.graceful_restart.as_ref())
         .is_some_and(|g| g.notification);
-    let hard = [
-        cease::MAXIMUM_PREFIXES_REACHED,
-        cease::ADMINISTRATIVE_SHUTDOWN,
-        cease::PEER_DECONFIGURED,
-        cease::ADMINISTRATIVE_RESET,
-    ];
-    if n_bit && n.code == ErrorCode::Cease as u8 && hard.contains(&n.subcode) {
+    wrap_in_hard_reset(n, n_bit)
+}
+
+/// The Ceases after which the peer must not keep our routes: we mean to withdraw them, or
+/// (BFD Down, RFC 9384) the path they use is dead, so keeping them stale would blackhole
+/// traffic for the whole restart time.
+const HARD_CEASES: [u8; 5] = [
+    cease::MAXIMUM_PREFIXES_REACHED,
+    cease::ADMINISTRATIVE_SHUTDOWN,
+    cease::PEER_DECONFIGURED,
+    cease::ADMINISTRATIVE_RESET,
+    cease::BFD_DOWN,
+];
+
+fn wrap_in_hard_reset(n: Notification, n_bit: bool) -> Notification {
+    if n_bit && n.code == ErrorCode::Cease as u8 && HARD_CEASES.contains(&n.subcode) {
         let mut data = vec![n.code, n.subcode];
         data.extend_from_slice(&n.data);
         Notification::new(ErrorCode::Cease, cease::HARD_RESET, data)
@@ -947,4 +956,24 @@ async fn flush(c: &mut Conn) {
         let _ = tokio::time::timeout(FLUSH_TIMEOUT, c.writer.write_all(&c.out)).await;
     }
     let _ = tokio::time::timeout(FLUSH_TIMEOUT, c.writer.shutdown()).await;
+}
+
+#[cfg(test)]
+mod hard_reset_tests {
+    use super::*;
+
+    #[test]
+    fn a_bfd_down_cease_is_a_hard_reset_when_the_n_bit_was_exchanged() {
+        let bfd = Notification::new(ErrorCode::Cease, cease::BFD_DOWN, Vec::new());
+        let wrapped = wrap_in_hard_reset(bfd.clone(), true);
+        assert_eq!(wrapped.subcode, cease::HARD_RESET);
+        assert_eq!(wrapped.data, vec![ErrorCode::Cease as u8, cease::BFD_DOWN]);
+        assert_eq!(wrap_in_hard_reset(bfd.clone(), false), bfd);
+    }
+
+    #[test]
+    fn other_ceases_stay_as_they_are_so_the_peer_may_keep_our_routes() {
+        let other = Notification::new(ErrorCode::Cease, cease::OTHER_CONFIGURATION_CHANGE, vec![]);
+        assert_eq!(wrap_in_hard_reset(other.clone(), true), other);
+    }
 }
