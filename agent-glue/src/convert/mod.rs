@@ -8,6 +8,7 @@
 //! | `BGPAdvertisement` | `CiliumBGPAdvertisement` of type `Service` / `LoadBalancerIP` (aggregation, local preference, communities with `Community` aliases resolved), selected by the peer configs of the peers it names |
 //! | `L2Advertisement` | `CiliumL2AnnouncementPolicy` (`loadBalancerIPs: true`, interfaces as anchored regular expressions) |
 //! | `Community` | resolved into the advertisements that use its aliases |
+//! | `BFDProfile` | lbspeaker's `BFDProfile` (`lbspeaker.io/v1alpha1`, same field names), named by the `lbspeaker.io/bfd-profile` annotation of the peer configs whose peers used it |
 //!
 //! The conversion is pure: files' text in, objects and warnings out ([`convert`]); the CLI
 //! prints the objects as YAML on stdout and the warnings on stderr.
@@ -48,7 +49,7 @@ pub const CLUSTER_CONFIG_NAME: &str = "metallb";
 /// Where Cilium (and lbspeaker) look for BGP password Secrets.
 pub const BGP_SECRETS_NAMESPACE: &str = "kube-system";
 /// The annotation naming a BFD profile on a peer config.
-pub const BFD_PROFILE_ANNOTATION: &str = "lbspeaker.io/bfd-profile";
+pub use crds::bfd::BFD_PROFILE_ANNOTATION;
 
 /// One input file.
 #[derive(Debug, Clone)]
@@ -139,14 +140,7 @@ pub fn convert(inputs: &[Input]) -> Conversion {
         convert_l2(a, &read.pools, &mut conv);
     }
     for b in &read.bfd_profiles {
-        conv.warnings.push(note(
-            &b.origin,
-            "BFDProfile",
-            &b.object.metadata.name,
-            "not converted: lbspeaker's BFD is configured with its own profile resource, \
-             referenced from a CiliumBGPPeerConfig by the lbspeaker.io/bfd-profile annotation \
-             (see docs/configuration.md); the peer configs below carry that annotation",
-        ));
+        convert_bfd_profile(b, &mut conv);
     }
     conv
 }
@@ -889,4 +883,33 @@ fn convert_l2(a: &Read<L2Advertisement>, pools: &[Read<IpAddressPool>], conv: &m
         },
     );
     push_valid(&a.origin, "L2Advertisement", name, policy, conv);
+}
+
+fn convert_bfd_profile(b: &Read<metallb::BfdProfile>, conv: &mut Conversion) {
+    let name = &b.object.metadata.name;
+    let spec = &b.object.spec;
+    let mut warnings = Vec::new();
+    if spec.echo_mode == Some(true) {
+        warnings.push("echoMode: lbspeaker runs no BFD Echo function; it is left off".to_owned());
+    }
+    for field in spec.other.keys() {
+        warnings.push(format!(
+            "spec.{field} has no equivalent and is not carried over"
+        ));
+    }
+    for w in warnings {
+        conv.warnings.push(note(&b.origin, "BFDProfile", name, w));
+    }
+    let profile = crds::bfd::BFDProfile::new(
+        name,
+        crds::bfd::BFDProfileSpec {
+            transmit_interval: spec.transmit_interval,
+            receive_interval: spec.receive_interval,
+            detect_multiplier: spec.detect_multiplier,
+            echo_mode: None,
+            passive_mode: spec.passive_mode,
+            damping: None,
+        },
+    );
+    push_valid(&b.origin, "BFDProfile", name, profile, conv);
 }

@@ -104,6 +104,7 @@ spec:
   receiveInterval: 300
   transmitInterval: 300
   detectMultiplier: 3
+  echoInterval: 50
 "#;
 
 const L2: &str = r#"
@@ -274,7 +275,12 @@ fn advertisements_carry_aggregation_local_preference_and_resolved_communities() 
         "BGPAdvertisement/public-to-all",
         "narrow its selector"
     ));
-    assert!(warned(&c, "BFDProfile/fast", "lbspeaker.io/bfd-profile"));
+    assert!(warned(&c, "BFDProfile/fast", "spec.echoInterval"));
+    let bfd = object(&c, "BFDProfile", "fast");
+    assert_eq!(bfd["apiVersion"], "lbspeaker.io/v1alpha1");
+    assert_eq!(bfd["spec"]["transmitInterval"], 300);
+    assert_eq!(bfd["spec"]["receiveInterval"], 300);
+    assert_eq!(bfd["spec"]["detectMultiplier"], 3);
 }
 
 #[test]
