@@ -404,3 +404,23 @@ pub fn open_fds(pid: u32) -> Option<usize> {
         .ok()
         .map(|d| d.count())
 }
+
+/// The `i`-th of up to 16 M distinct IPv4 /24s (1.0.0.0/24, 1.0.1.0/24, ...), as NLRI octets.
+pub fn nth_slash24(i: u32) -> [u8; 4] {
+    let n = i + (1 << 16);
+    [24, (n >> 16) as u8, (n >> 8) as u8, n as u8]
+}
+
+/// A table of `count` distinct /24s with one attribute set, packed 1000 prefixes to an UPDATE
+/// (4,000 octets of NLRI: as full as a 4,096-octet message gets).
+pub fn table_updates(count: u32, attrs: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < count {
+        let end = (i + 1000).min(count);
+        let nlri: Vec<u8> = (i..end).flat_map(nth_slash24).collect();
+        out.push(update(&[], attrs, &nlri));
+        i = end;
+    }
+    out
+}

@@ -43,11 +43,9 @@ fn announce(inj: &mut Injector, prefix: &str, attrs: &[u8]) {
 /// Announces `prefix` validly and waits until FRR has it from us.
 fn announce_through(rl: &RelLab, inj: &mut Injector, prefix: &str) {
     announce(inj, prefix, &valid_attrs());
-    wait(
-        &format!("{prefix} on FRR"),
-        Duration::from_secs(10),
-        |_| rl.frr_has(prefix).then_some(()),
-    );
+    wait(&format!("{prefix} on FRR"), Duration::from_secs(10), |_| {
+        rl.frr_has(prefix).then_some(())
+    });
 }
 
 /// Waits for the one warning an event must log, then checks that it is the only one and
@@ -66,7 +64,11 @@ fn one_warning(rl: &RelLab, mark: usize, case: &str, must_contain: &[&str]) -> S
     let w = rl.warnings_since(mark);
     assert_eq!(w.len(), 1, "{case}: one warning, not {w:#?}");
     for s in must_contain.iter().chain(&["peer=inj"]) {
-        assert!(w[0].contains(s), "{case}: the warning lacks {s:?}: {}", w[0]);
+        assert!(
+            w[0].contains(s),
+            "{case}: the warning lacks {s:?}: {}",
+            w[0]
+        );
     }
     w[0].clone()
 }
@@ -85,7 +87,13 @@ fn treat_as_withdraw_cases(p: &str) -> Vec<Case> {
     let o = origin_igp();
     let a = as_path(&[65002]);
     let nh = next_hop(inj_nh());
-    let overrun = [o.clone(), a.clone(), nh.clone(), vec![0x80, 4, 200, 0, 0, 0, 1]].concat();
+    let overrun = [
+        o.clone(),
+        a.clone(),
+        nh.clone(),
+        vec![0x80, 4, 200, 0, 0, 0, 1],
+    ]
+    .concat();
     vec![
         Case {
             name: "bad attribute length: NEXT_HOP of 5 octets",
@@ -161,7 +169,13 @@ fn treat_as_withdraw_cases(p: &str) -> Vec<Case> {
 }
 
 /// RFC 7606 §3(g), §7.6, §7.7, RFC 6793: the attribute goes, the prefix stays.
-fn discard_cases(p: &str) -> Vec<(Case, fn(&serde_json::Value) -> bool)> {
+/// Whether the attribute is gone from a path (its `attrs` as the harness shows them).
+type Gone = fn(&serde_json::Value) -> bool;
+
+/// The NOTIFICATION expected: code, subcode, and the data where the RFC prescribes it.
+type Expected = (u8, u8, Option<Vec<u8>>);
+
+fn discard_cases(p: &str) -> Vec<(Case, Gone)> {
     let nlri = prefix4(p);
     vec![
         (
@@ -226,7 +240,7 @@ fn mp_reach_v6(nh_len: u8) -> Vec<u8> {
 
 /// The cases that end the session, with the NOTIFICATION (code, subcode, data when the RFC
 /// prescribes it) the injector must receive.
-fn reset_cases(p: &str) -> Vec<(Case, (u8, u8, Option<Vec<u8>>))> {
+fn reset_cases(p: &str) -> Vec<(Case, Expected)> {
     let nlri = prefix4(p);
     let unknown = attr(0x40, 99, &[1, 2, 3], None);
     let mut short = vec![0xff; 16];
