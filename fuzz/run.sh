@@ -53,12 +53,14 @@ for t in "${targets[@]}"; do
   log="logs/$t.log"
   mkdir -p "artifacts/$t"
   before=$(ls "artifacts/$t" | wc -l)
+  start=$(date +%s)
   set +e
   cargo fuzz run "$t" "corpus/$t" -- \
     -max_total_time="$secs" -rss_limit_mb="${FUZZ_RSS_MB:-2048}" \
     -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
+  took=$(($(date +%s) - start))
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
   corpus=$(ls "corpus/$t" | wc -l)
@@ -70,9 +72,10 @@ for t in "${targets[@]}"; do
     for f in "artifacts/$t"/*; do cp -n "$f" "regressions/$t/" 2>/dev/null || true; done
     echo "   $t FAILED (exit $rc): see $log and regressions/$t/"
   fi
-  rate=$((runs / (secs > 0 ? secs : 1)))
+  # Wall time, building included: a crash ends a run early.
+  rate=$((runs / (took > 0 ? took : 1)))
   line=$(printf '%-17s %12s runs %6ss %9s/s  cov %-6s corpus %-6s crashes %s' \
-    "$t" "$runs" "$secs" "$rate" "${cov:-?}" "$corpus" "$crashes")
+    "$t" "$runs" "$took" "$rate" "${cov:-?}" "$corpus" "$crashes")
   echo "   $line"
   summary+=("$line")
 done
