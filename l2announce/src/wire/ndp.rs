@@ -552,8 +552,7 @@ mod tests {
     }
 
     #[test]
-    fn a_solicitation_from_a_multicast_source_is_refused_so_no_solicited_answer_goes_to_a_group()
-    {
+    fn a_solicitation_from_a_multicast_source_is_refused_so_no_solicited_answer_goes_to_a_group() {
         // Found by the l2_frame fuzz target (fuzz/regressions/l2_frame/).
         let mut ns = NeighborSolicitation::new(ip("fd00:10::1"), ip("fd00:10::211"), mac(1));
         ns.src = ip("ffff:ffff::");
