@@ -70,6 +70,7 @@ fn one_warning(rl: &RelLab, mark: usize, case: &str, must_contain: &[&str]) -> S
             w[0]
         );
     }
+    eprintln!("  logged: {}", w[0]);
     w[0].clone()
 }
 
