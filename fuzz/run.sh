@@ -72,7 +72,10 @@ for t in "${targets[@]}"; do
     for f in "artifacts/$t"/*; do cp -n "$f" "regressions/$t/" 2>/dev/null || true; done
     echo "   $t FAILED (exit $rc): see $log and regressions/$t/"
   fi
-  # Wall time, building included: a crash ends a run early.
+  # libFuzzer's own count of seconds when it finished normally; else the wall time since the
+  # run began (a crash ends a run early; that includes any rebuild cargo-fuzz did first).
+  done_secs=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | awk '{s+=$5} END {print s+0}')
+  [ "$done_secs" -gt 0 ] && took=$done_secs
   rate=$((runs / (took > 0 ? took : 1)))
   line=$(printf '%-17s %12s runs %6ss %9s/s  cov %-6s corpus %-6s crashes %s' \
     "$t" "$runs" "$took" "$rate" "${cov:-?}" "$corpus" "$crashes")
