@@ -85,15 +85,24 @@ impl State {
         let status_root = self.status_root();
         let in_status = path.starts_with(&status_root);
         // Forget what was under `path`; what still exists is read again below.
+        let under = |p: &Path| p.starts_with(path);
         let mut old_manifests = BTreeMap::new();
         if !in_status {
-            for k in keys_under(&self.manifests, path) {
+            let keys: Vec<PathBuf> = self
+                .manifests
+                .keys()
+                .filter(|p| under(p))
+                .cloned()
+                .collect();
+            for k in keys {
                 if let Some(v) = self.manifests.remove(&k) {
                     old_manifests.insert(k, v);
                 }
             }
         }
-        for k in keys_under(&self.statuses, path) {
+        let status_keys: Vec<PathBuf> =
+            self.statuses.keys().filter(|p| under(p)).cloned().collect();
+        for k in status_keys {
             self.statuses.remove(&k);
         }
         let mut files = Vec::new();
@@ -181,18 +190,6 @@ impl State {
         self.first_seen = seen;
         b.build(self.revision)
     }
-}
-
-/// The keys at or below `path`. They are contiguous in a map ordered by path components and
-/// start at `path` itself, so this costs the keys found, not the whole map: a burst of status
-/// writes (one refresh per file) stays linear, where a scan of every key per refresh made
-/// 10,000 writes cost minutes.
-fn keys_under<V>(map: &BTreeMap<PathBuf, V>, path: &Path) -> Vec<PathBuf> {
-    map.range(path.to_path_buf()..)
-        .map(|(k, _)| k)
-        .take_while(|k| k.starts_with(path))
-        .cloned()
-        .collect()
 }
 
 /// Every `.yaml`/`.yml` file at or below `path`, skipping hidden names and, outside the status
@@ -345,34 +342,5 @@ fn parse_status(path: &Path) -> Result<(Kind, ObjectKey, StatusPayload, Option<T
             ))
         }
         other => Err(format!("{other} has no status lbspeaker writes")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_under_a_path_are_exactly_those_it_is_a_prefix_of() {
-        let mut m = BTreeMap::new();
-        for p in [
-            "/r/a",
-            "/r/a/x.yaml",
-            "/r/a/y/z.yaml",
-            "/r/a.yaml",
-            "/r/ab/x.yaml",
-            "/r/b",
-        ] {
-            m.insert(PathBuf::from(p), ());
-        }
-        let got = |p: &str| keys_under(&m, Path::new(p));
-        assert_eq!(
-            got("/r/a"),
-            ["/r/a", "/r/a/x.yaml", "/r/a/y/z.yaml"].map(PathBuf::from)
-        );
-        assert_eq!(got("/r/a/x.yaml"), [PathBuf::from("/r/a/x.yaml")]);
-        assert_eq!(got("/r").len(), 6);
-        assert!(got("/r/c").is_empty());
-        assert!(got("/q").is_empty());
     }
 }
