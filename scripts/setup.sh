@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lbspeaker's demo and tests need, when any is missing.
 # Debian 12, as root. Safe to run again: it does nothing when everything is there.
+# `--with-test-tools` (the test command) also installs cargo-deny.
 set -euo pipefail
 
 PACKAGES=(
@@ -27,3 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (rustup)" >&2; exit 1; }
+
+# The test command also needs cargo-deny (licences, duplicate crates, sources; deny.toml), built
+# from crates.io: about 3 minutes on 2 cores, once.
+CARGO_DENY_VERSION=0.20.2
+if [ "${1:-}" = "--with-test-tools" ] &&
+   ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  echo "setup: installing cargo-deny $CARGO_DENY_VERSION" >&2
+  cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
+fi

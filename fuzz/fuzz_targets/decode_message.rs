@@ -1,19 +1,10 @@
 //! Any bytes, any negotiated context: decoding (and framing) never panics, and whatever
-//! decodes can be encoded again.
+//! decodes can be encoded again (see checks/bgp_codec.rs).
 #![no_main]
 
-use bgp::wire::Message;
 use libfuzzer_sys::fuzz_target;
 
-#[path = "common.rs"]
-mod common;
+#[path = "../checks/bgp_codec.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    let Some((ctx, bytes)) = common::context(data) else {
-        return;
-    };
-    let _ = Message::frame_len(bytes, &ctx);
-    if let Ok(m) = Message::decode(bytes, &ctx) {
-        let _ = m.to_bytes(&ctx.mirror());
-    }
-});
+fuzz_target!(|data: &[u8]| checks::decode_message(data));

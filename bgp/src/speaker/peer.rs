@@ -794,6 +794,7 @@ impl PeerTask {
         u: crate::wire::Update,
         queue: &mut std::collections::VecDeque<(Slot, Vec<Action>)>,
     ) {
+        log_malformations(&u);
         let outcome = match self.inst.rib.lock() {
             Ok(mut rib) => rib.apply_update(self.idx, &u),
             Err(_) => return,
@@ -948,6 +949,33 @@ impl PeerTask {
                 self.want_pull = false;
             }
         }
+    }
+}
+
+/// One line per UPDATE that RFC 7606 lets the session survive (treat-as-withdraw or
+/// attribute-discard): no NOTIFICATION tells the peer, so the log is the only trace.
+fn log_malformations(u: &crate::wire::Update) {
+    use crate::wire::Rfc7606Action;
+    let Some(action) = u.rfc7606_action() else {
+        return;
+    };
+    let errors = u
+        .errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    match action {
+        Rfc7606Action::TreatAsWithdraw => warn!(
+            prefixes = u.withdrawn_routes().count(),
+            %errors,
+            "malformed UPDATE: its prefixes are treated as withdrawn (RFC 7606)"
+        ),
+        _ => warn!(
+            discarded = ?u.discarded_attributes().collect::<Vec<_>>(),
+            %errors,
+            "malformed UPDATE: attributes discarded, prefixes kept (RFC 7606)"
+        ),
     }
 }
 

@@ -253,6 +253,14 @@ impl NdpMessage {
                 why: "neighbour discovery must arrive with hop limit 255 (RFC 4861 §7.1)",
             });
         }
+        // The kernel drops such packets, but a packet socket sees them first; answering one
+        // would send a solicited advertisement to a group, which RFC 4861 §7.1.2 forbids.
+        if ip.src.is_multicast() {
+            return Err(WireError::Invalid {
+                what: "IPv6 source",
+                why: "a multicast address is never a source (RFC 4291 §2.7)",
+            });
+        }
         if code != 0 {
             return Err(WireError::Invalid {
                 what: "ICMPv6 code",
@@ -544,6 +552,27 @@ mod tests {
     }
 
     #[test]
+    fn a_solicitation_from_a_multicast_source_is_refused_so_no_solicited_answer_goes_to_a_group() {
+        // Found by the l2_frame fuzz target (fuzz/regressions/l2_frame/).
+        let mut ns = NeighborSolicitation::new(ip("fd00:10::1"), ip("fd00:10::211"), mac(1));
+        ns.src = ip("ffff:ffff::");
+        let mut b = Vec::new();
+        ns.write(&mut b);
+        assert!(matches!(
+            NdpMessage::parse(&b),
+            Err(WireError::Invalid {
+                what: "IPv6 source",
+                ..
+            })
+        ));
+        let mut na = NeighborAdvertisement::unsolicited(ip("fd00:10::211"), mac(9));
+        na.src = ip("ff02::1");
+        let mut b = Vec::new();
+        na.write(&mut b);
+        assert!(NdpMessage::parse(&b).is_err());
+    }
+
+    #[test]
     fn validity_checks_of_rfc_4861_reject_what_they_should() {
         let ns = NeighborSolicitation::new(ip("fd00:10::1"), ip("fd00:10::211"), mac(1));
         let mut good = Vec::new();
@@ -710,7 +739,7 @@ mod tests {
     proptest! {
         #[test]
         fn advertisements_round_trip(src in arb_v6(), dst in arb_v6(), target in arb_v6(), r: bool, s: bool, o: bool, tlla in proptest::option::of(any::<[u8; 6]>())) {
-            prop_assume!(!target.is_multicast());
+            prop_assume!(!target.is_multicast() && !src.is_multicast());
             prop_assume!(!(s && dst.is_multicast()));
             let na = NeighborAdvertisement { src, dst, router: r, solicited: s, override_flag: o, target, target_link_layer: tlla.map(MacAddr) };
             let mut b = Vec::new();
@@ -720,7 +749,7 @@ mod tests {
 
         #[test]
         fn solicitations_round_trip(src in arb_v6(), target in arb_v6(), m in any::<[u8; 6]>()) {
-            prop_assume!(!target.is_multicast());
+            prop_assume!(!target.is_multicast() && !src.is_multicast());
             let ns = NeighborSolicitation::new(src, target, MacAddr(m));
             let mut b = Vec::new();
             ns.write(&mut b);
