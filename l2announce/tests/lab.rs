@@ -42,7 +42,7 @@ fn one_node_answers_arp_and_ndp_for_each_address_and_an_ineligible_node_never_do
     }
     let web = lab.wait_holder(WEB, secs(10.0));
     let shared = lab.wait_holder(SHARED, secs(10.0));
-    let local = lab.wait_holder("cilium-l2announce-prod-eu.local", secs(10.0));
+    let local = lab.wait_holder("cilium-l2announce-prod-eu-local", secs(10.0));
     assert_ne!(web, "node3");
     assert_eq!(local, "node3");
     // arping counts a gratuitous reply as an answer: ask when the announcements are over.
@@ -78,7 +78,7 @@ fn one_node_answers_arp_and_ndp_for_each_address_and_an_ineligible_node_never_do
         [
             "cilium-l2announce-192.168.10.212.json",
             "cilium-l2announce-default-webpod.json",
-            "cilium-l2announce-prod-eu.local.json"
+            "cilium-l2announce-prod-eu-local.json"
         ]
     );
 
