@@ -14,6 +14,7 @@ pub mod cli;
 pub mod convert;
 pub mod daemon;
 pub mod ipam;
+pub mod l2;
 pub mod logging;
 pub mod metrics;
 pub mod source;

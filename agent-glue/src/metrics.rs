@@ -10,6 +10,13 @@
 //! | `lbspeaker_bgp_advertised_routes` | node, instance, peer, afi, safi | routes advertised |
 //! | `lbspeaker_ipam_pool_ips` | pool, state (total, used, available) | addresses (as a float: exact counts are in `lbspeaker ipam pools`) |
 //! | `lbspeaker_ready` | node | 1 once the first reconcile has completed |
+//! | `lbspeaker_l2_announced_addresses` | node | addresses this node answers ARP/NDP for now |
+//! | `lbspeaker_l2_<counter>_total` | node | the L2 announcer's counters (below) |
+//!
+//! L2 counters: `arp_replies`, `na_replies` (requests answered), `gratuitous_arp`,
+//! `unsolicited_na` (announcements sent), `malformed` (frames that did not decode),
+//! `send_errors`, `socket_errors`, `leases_acquired`, `leases_renewed`, `leases_released`,
+//! `leases_lost`, `lease_conflicts` (lost optimistic-concurrency races), `lease_errors`.
 
 use std::sync::Arc;
 
@@ -19,6 +26,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -107,6 +115,85 @@ pub async fn render<B: Backend>(backend: &B) -> String {
         pool_ips,
     );
     registry.register("ready", "1 once the first reconcile has completed", ready);
+    if let Some(c) = backend.l2_counters().await {
+        let node = labels(&[("node", &status.node)]);
+        let announced = Family::<Labels, Gauge>::default();
+        let n = backend
+            .l2_leases()
+            .await
+            .map_or(0, |rows| rows.iter().filter(|r| r.announcing).count());
+        announced
+            .get_or_create(&node)
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        registry.register(
+            "l2_announced_addresses",
+            "Addresses this node answers ARP/NDP for",
+            announced,
+        );
+        for (name, help, value) in [
+            ("l2_arp_replies", "ARP requests answered", c.arp_replies),
+            (
+                "l2_na_replies",
+                "Neighbour solicitations answered",
+                c.na_replies,
+            ),
+            (
+                "l2_gratuitous_arp",
+                "Gratuitous ARP frames sent",
+                c.gratuitous_arp,
+            ),
+            (
+                "l2_unsolicited_na",
+                "Unsolicited neighbour advertisements sent",
+                c.unsolicited_na,
+            ),
+            (
+                "l2_malformed",
+                "Frames that passed the socket filter but did not decode",
+                c.malformed,
+            ),
+            (
+                "l2_send_errors",
+                "Frames that could not be sent",
+                c.send_errors,
+            ),
+            (
+                "l2_socket_errors",
+                "Packet sockets or multicast memberships that could not be opened",
+                c.socket_errors,
+            ),
+            ("l2_leases_acquired", "Leases won", c.leases_acquired),
+            (
+                "l2_leases_renewed",
+                "Lease renewals written",
+                c.leases_renewed,
+            ),
+            (
+                "l2_leases_released",
+                "Leases given up (not eligible, withdrawn, shutdown)",
+                c.leases_released,
+            ),
+            (
+                "l2_leases_lost",
+                "Leases lost (renew deadline passed, taken by another node)",
+                c.leases_lost,
+            ),
+            (
+                "l2_lease_conflicts",
+                "Lease writes that lost an optimistic-concurrency race",
+                c.lease_conflicts,
+            ),
+            (
+                "l2_lease_errors",
+                "Lease backend failures other than conflicts",
+                c.lease_errors,
+            ),
+        ] {
+            let family = Family::<Labels, Counter>::default();
+            family.get_or_create(&node).inc_by(value);
+            registry.register(name, help, family);
+        }
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);

@@ -407,6 +407,17 @@ const BUILTIN_FILES: &[(&str, &str, &str)] = &[
         "topology.yaml",
         include_str!("../topologies/l2/topology.yaml"),
     ),
+    ("l2", "l2.yaml", include_str!("../topologies/l2/l2.yaml")),
+    (
+        "l2",
+        "cluster/nodes.yaml",
+        include_str!("../topologies/l2/cluster/nodes.yaml"),
+    ),
+    (
+        "l2",
+        "cluster/ingress.yaml",
+        include_str!("../topologies/l2/cluster/ingress.yaml"),
+    ),
 ];
 
 impl Topology {

@@ -4,7 +4,8 @@
 //!                    ┌─ operator role (while leading) ─ LB-IPAM ─────────────► Service / pool status
 //!  Source ─ Snapshot ┤                                 └ BGP conditions ─────► ClusterConfig / PeerConfig status
 //!  (directory)       ├─ BGP agent ─ reconcile ─ apply ─► Speaker ─► peers;    CiliumBGPNodeConfig
-//!                    ├─ (L2 reconciler: l2announce::Runner::set_desired — next)
+//!                    ├─ L2 agent ─ policy::evaluate ─► l2announce::Runner ─► leases, ARP/NDP
+//!                    │  (operator role: CiliumL2AnnouncementPolicy conditions)
 //!                    └─ (dataplane reconciler: ebpf::Dataplane::sync — next)
 //!  local API (Unix socket) and /metrics, /healthz, /readyz read the same state
 //! ```
@@ -12,8 +13,8 @@
 //! [`run_directory`] builds the source, the status sink and the leadership from a manifest
 //! directory and hands them to [`run`], which knows nothing of directories: a Kubernetes
 //! source (reflectors, a Lease for leadership, the status subresource as sink) plugs in there
-//! unchanged. The L2 and dataplane reconcilers will be spawned in [`run`] beside the BGP
-//! agent, each on `source.subscribe()` and the same stop signal.
+//! unchanged. The L2 agent ([`crate::l2`]) runs beside the BGP agent on `source.subscribe()`
+//! and the same stop signal; the dataplane reconciler will too.
 
 pub mod backend;
 
@@ -29,6 +30,7 @@ use tracing::Instrument as _;
 
 use crate::bgp::agent::{self, AgentOptions};
 use crate::bgp::cluster::ClusterController;
+use crate::l2::L2Handle;
 use crate::source::directory::{DirectoryOptions, DirectorySource};
 use crate::source::leader::{DirectoryLeader, Leadership};
 use crate::source::{Snapshot, Source, StatusSink};
@@ -51,6 +53,8 @@ pub struct RunOptions {
     pub bgp_status_report: bool,
     /// How often a standby process tries to take the operator lock.
     pub leader_retry: Duration,
+    /// L2 announcements (`None`: turned off).
+    pub l2: Option<crate::l2::L2Options>,
 }
 
 /// Runs against a manifest directory until SIGTERM or SIGINT.
@@ -129,8 +133,36 @@ pub async fn run(
         problems_tx.clone(),
     ));
 
-    // The node's agents. (The L2 and dataplane reconcilers go here, on `source.subscribe()`
-    // and `stop_rx` like the BGP agent.)
+    // L2 announcements: the policies' conditions (operator role) and this node's announcer.
+    let (l2, l2_task, l2_conditions_task) = match &opts.l2 {
+        None => (None, None, None),
+        Some(l2_opts) => {
+            let (cond_tx, cond_rx) = watch::channel(Vec::new());
+            let cond_task = tokio::spawn(crate::l2::conditions::run(
+                source.subscribe(),
+                leading.clone(),
+                sink.clone(),
+                cond_tx,
+            ));
+            match crate::l2::start(
+                l2_opts,
+                source.subscribe(),
+                stop_rx.clone(),
+                cond_rx.clone(),
+            )
+            .await
+            {
+                Ok((h, t)) => (Some(h), Some(t), Some(cond_task)),
+                Err(e) => {
+                    tracing::error!(error = %e, "running without L2 announcements");
+                    (Some(L2Handle::failed(e, cond_rx)), None, Some(cond_task))
+                }
+            }
+        }
+    };
+
+    // The node's agents. (The dataplane reconciler goes here, on `source.subscribe()` and
+    // `stop_rx` like the BGP agent.)
     let mut agent_opts = AgentOptions::new(&opts.node);
     agent_opts.secrets_namespace = opts.secrets_namespace.clone();
     agent_opts.status_report = opts.bgp_status_report;
@@ -145,6 +177,7 @@ pub async fn run(
         ipam: ipam_rx,
         leader: leading,
         operator_problems: problems_rx,
+        l2,
     });
 
     let (api_stop_tx, api_stop_rx) = watch::channel(false);
@@ -167,8 +200,14 @@ pub async fn run(
     // BGP first (Cease or graceful-restart close), then the rest.
     let _ = stop_tx.send(true);
     let _ = agent_task.await;
+    if let Some(t) = l2_task {
+        let _ = t.await;
+    }
     ipam_task.abort();
     cluster_task.abort();
+    if let Some(t) = l2_conditions_task {
+        t.abort();
+    }
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
     if let Some(t) = metrics_task {
