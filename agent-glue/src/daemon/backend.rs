@@ -38,6 +38,8 @@ pub struct DaemonBackend {
     pub leader: watch::Receiver<bool>,
     /// Problems of the operator role's last rounds (LB-IPAM and BGP conditions writes).
     pub operator_problems: watch::Receiver<Vec<String>>,
+    /// The dataplane reconciler.
+    pub dataplane: crate::dataplane::DataplaneHandle,
 }
 
 fn family(f: FamilyName) -> Family {
@@ -152,9 +154,22 @@ impl Backend for DaemonBackend {
     }
 
     async fn lb_list(&self) -> Result<serde_json::Value, ApiError> {
-        Err(ApiError::unavailable(
-            "the eBPF dataplane is not running in this process (the dataplane reconciler is not wired into lbspeaker run yet)",
-        ))
+        let view = self.dataplane.list().await.map_err(|message| ApiError {
+            status: 500,
+            message,
+        })?;
+        serde_json::to_value(view).map_err(|e| ApiError {
+            status: 500,
+            message: e.to_string(),
+        })
+    }
+
+    async fn dataplane_metrics(&self) -> Option<crate::dataplane::DataplaneMetrics> {
+        let view = self.dataplane.view.borrow().clone();
+        Some(crate::dataplane::DataplaneMetrics {
+            view,
+            counters: self.dataplane.counters().await,
+        })
     }
 
     async fn status(&self) -> StatusView {
@@ -170,6 +185,8 @@ impl Backend for DaemonBackend {
             .collect();
         problems.extend(view.errors.iter().cloned());
         problems.extend(self.operator_problems.borrow().iter().cloned());
+        let dataplane = self.dataplane.view.borrow().clone();
+        problems.extend(dataplane.problems.iter().cloned());
         StatusView {
             node: self.node.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -182,6 +199,7 @@ impl Backend for DaemonBackend {
                 } else {
                     "operator (standby)".into()
                 },
+                dataplane.role(),
             ],
             ready: view.ready,
             peers_established: peers

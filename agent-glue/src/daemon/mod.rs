@@ -5,15 +5,15 @@
 //!  Source ─ Snapshot ┤                                 └ BGP conditions ─────► ClusterConfig / PeerConfig status
 //!  (directory)       ├─ BGP agent ─ reconcile ─ apply ─► Speaker ─► peers;    CiliumBGPNodeConfig
 //!                    ├─ (L2 reconciler: l2announce::Runner::set_desired — next)
-//!                    └─ (dataplane reconciler: ebpf::Dataplane::sync — next)
+//!                    └─ dataplane reconciler ─ translate (what changed) ─► ebpf maps; conntrack GC
 //!  local API (Unix socket) and /metrics, /healthz, /readyz read the same state
 //! ```
 //!
 //! [`run_directory`] builds the source, the status sink and the leadership from a manifest
 //! directory and hands them to [`run`], which knows nothing of directories: a Kubernetes
 //! source (reflectors, a Lease for leadership, the status subresource as sink) plugs in there
-//! unchanged. The L2 and dataplane reconcilers will be spawned in [`run`] beside the BGP
-//! agent, each on `source.subscribe()` and the same stop signal.
+//! unchanged. The dataplane reconciler ([`crate::dataplane`]) runs beside the BGP agent on
+//! `source.subscribe()` and the same stop signal; the L2 reconciler will join them.
 
 pub mod backend;
 
@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub bgp_status_report: bool,
     /// How often a standby process tries to take the operator lock.
     pub leader_retry: Duration,
+    /// The eBPF dataplane (`--dataplane` and friends).
+    pub dataplane: crate::dataplane::DataplaneOptions,
 }
 
 /// Runs against a manifest directory until SIGTERM or SIGINT.
@@ -109,6 +111,21 @@ pub async fn run(
         None => None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The dataplane first: `--dataplane on` refuses to start when it cannot load.
+    let (dataplane, dataplane_task) = match crate::dataplane::start(
+        opts.dataplane.clone(),
+        opts.node.clone(),
+        source.subscribe(),
+        stop_rx.clone(),
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.api);
+            return Err(e.into());
+        }
+    };
     let (problems_tx, problems_rx) = watch::channel(Vec::<String>::new());
     let problems_tx = Arc::new(problems_tx);
 
@@ -145,6 +162,7 @@ pub async fn run(
         ipam: ipam_rx,
         leader: leading,
         operator_problems: problems_rx,
+        dataplane,
     });
 
     let (api_stop_tx, api_stop_rx) = watch::channel(false);
@@ -167,6 +185,7 @@ pub async fn run(
     // BGP first (Cease or graceful-restart close), then the rest.
     let _ = stop_tx.send(true);
     let _ = agent_task.await;
+    let _ = dataplane_task.await;
     ipam_task.abort();
     cluster_task.abort();
     let _ = api_stop_tx.send(true);
