@@ -87,6 +87,11 @@ pub struct Topology {
     /// `LAB/manifests/`, which every `lbspeaker` node runs on: the cluster the lab plays.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
+    /// Where `manifests` are read from, relative to this file (default: its directory); they
+    /// keep the names listed under `LAB/manifests/`. For a variant living beside the lab it
+    /// varies (`manifest-dir: ..`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_dir: Option<String>,
     /// Contents of the files the nodes' `config` fields and `manifests` name, read when the
     /// topology was loaded, so that a lab never depends on the working directory.
     #[serde(skip)]
@@ -425,51 +430,51 @@ const BUILTIN_FILES: &[(&str, &str, &str)] = &[
     (
         "seed-dataplane",
         "topology.yaml",
-        include_str!("../topologies/seed/dataplane.yaml"),
+        include_str!("../topologies/seed/dataplane/topology.yaml"),
     ),
     (
         "seed-dataplane",
-        "frr-tor.conf",
+        "../frr-tor.conf",
         include_str!("../topologies/seed/frr-tor.conf"),
     ),
     (
         "seed-dataplane",
-        "bgp.yaml",
+        "../bgp.yaml",
         include_str!("../topologies/seed/bgp.yaml"),
     ),
     (
         "seed-dataplane",
-        "lb-pool.yaml",
+        "../lb-pool.yaml",
         include_str!("../topologies/seed/lb-pool.yaml"),
     ),
     (
         "seed-dataplane",
-        "webpod.yaml",
+        "../webpod.yaml",
         include_str!("../topologies/seed/webpod.yaml"),
     ),
     (
         "seed-dataplane",
-        "lb-advertisement.yaml",
+        "../lb-advertisement.yaml",
         include_str!("../topologies/seed/lb-advertisement.yaml"),
     ),
     (
         "seed-dataplane",
-        "cluster/nodes.yaml",
+        "../cluster/nodes.yaml",
         include_str!("../topologies/seed/cluster/nodes.yaml"),
     ),
     (
         "seed-dataplane",
-        "cluster/webpod-endpoints.yaml",
+        "../cluster/webpod-endpoints.yaml",
         include_str!("../topologies/seed/cluster/webpod-endpoints.yaml"),
     ),
     (
         "seed-dataplane",
-        "dataplane/webpod-udp.yaml",
+        "../dataplane/webpod-udp.yaml",
         include_str!("../topologies/seed/dataplane/webpod-udp.yaml"),
     ),
     (
         "seed-dataplane",
-        "dataplane/webpod.py",
+        "webpod.py",
         include_str!("../topologies/seed/dataplane/webpod.py"),
     ),
     (
@@ -533,12 +538,22 @@ impl Topology {
             .values()
             .flat_map(|n| n.processes.iter().flat_map(|p| p.files.iter().cloned()))
             .collect();
-        let wanted: Vec<(String, bool)> = configs
-            .map(|c| (c, false))
-            .chain(topology.manifests.iter().map(|m| (m.clone(), true)))
-            .chain(process_files.into_iter().map(|f| (f, true)))
+        let from = |m: &String| match &topology.manifest_dir {
+            Some(d) => format!("{}/{m}", d.trim_end_matches('/')),
+            None => m.clone(),
+        };
+        // (name in the lab, must be a plain relative path, where to read it)
+        let wanted: Vec<(String, bool, String)> = configs
+            .map(|c| (c.clone(), false, c))
+            .chain(
+                topology
+                    .manifests
+                    .iter()
+                    .map(|m| (m.clone(), true, from(m))),
+            )
+            .chain(process_files.into_iter().map(|f| (f.clone(), true, f)))
             .collect();
-        for (file, manifest) in wanted {
+        for (file, manifest, source) in wanted {
             if topology.files.contains_key(&file) {
                 continue;
             }
@@ -550,9 +565,9 @@ impl Topology {
                     ),
                 });
             }
-            let text = read_file(&file).map_err(|error| TopologyError::File {
+            let text = read_file(&source).map_err(|error| TopologyError::File {
                 source_name: source_name.to_owned(),
-                path: PathBuf::from(&file),
+                path: PathBuf::from(&source),
                 error,
             })?;
             topology.files.insert(file, text);
@@ -842,7 +857,7 @@ mod tests {
                 && l.endpoints[0].interface == "pod0"
                 && l.endpoints[1].node == pod));
             let p = &t.nodes[pod].processes[0];
-            assert_eq!(p.files, ["dataplane/webpod.py"]);
+            assert_eq!(p.files, ["webpod.py"]);
             assert!(p.command.contains(&pod.to_owned()), "{:?}", p.command);
         }
         for n in ["node1", "node2", "node3", "node4"] {
@@ -859,7 +874,12 @@ mod tests {
             assert_eq!(t.files[name], text, "{name}");
         }
         assert!(t.files.contains_key("dataplane/webpod-udp.yaml"));
-        assert!(t.files["dataplane/webpod.py"].contains("HTTP/1.1"));
+        assert_eq!(t.config_text("tor"), seed.config_text("tor"));
+        // The file on disk is the built-in.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/seed/dataplane");
+        let from_file = Topology::from_file(&dir.join("topology.yaml")).unwrap();
+        assert_eq!(from_file.files, t.files);
+        assert!(t.files["webpod.py"].contains("HTTP/1.1"));
     }
 
     #[test]
