@@ -352,8 +352,12 @@ impl Loop {
             if dirty {
                 dirty = false;
                 snap = snapshots.borrow_and_update().clone();
-                retry = !self.apply(&snap).await;
-                self.attach(&snap).await;
+                // A source that has not seen everything yet (Kubernetes before its first
+                // list) would make the maps drop what it has not read: wait for it.
+                if snap.synced {
+                    retry = !self.apply(&snap).await;
+                    self.attach(&snap).await;
+                }
             }
             tokio::select! {
                 r = snapshots.changed() => {

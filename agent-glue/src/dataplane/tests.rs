@@ -462,3 +462,58 @@ fn view_without_ids(v: &ebpf::ListView) -> Vec<String> {
         })
         .collect()
 }
+
+/// Waits until the reconciler's view satisfies `f`.
+async fn view_until(
+    h: &DataplaneHandle,
+    what: &str,
+    f: impl Fn(&DataplaneView) -> bool,
+) -> DataplaneView {
+    let mut rx = h.view.clone();
+    match tokio::time::timeout(std::time::Duration::from_secs(10), rx.wait_for(|v| f(v))).await {
+        Ok(Ok(v)) => v.clone(),
+        _ => panic!("timed out waiting for {what}: {:?}", h.view.borrow()),
+    }
+}
+
+#[tokio::test]
+async fn the_reconciler_programs_the_seed_and_applies_a_moved_endpoint_as_two_map_writes() {
+    use crate::source::Source as _;
+    let s = seed();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let opts = DataplaneOptions {
+        mode: Mode::Off,
+        bpffs_root: std::env::temp_dir().join("lbspeaker-unit-no-such-root"),
+        ..DataplaneOptions::default()
+    };
+    let (h, task) = start(opts, "node2".into(), s.subscribe(), stop_rx)
+        .await
+        .unwrap();
+    let v = view_until(&h, "the first sync", |v| v.ready).await;
+    assert_eq!(v.frontends, 1);
+    assert!(!v.kernel);
+    let first = v.last_apply.clone().unwrap();
+    assert!(first.full);
+    // Three backends, three slots, the frontend's slot 0 and its reverse-NAT entry.
+    assert_eq!(first.updates, 8, "{first:?}");
+    let list = h.list().await.unwrap();
+    assert_eq!(list.list.services[0].backends.len(), 3);
+    assert!(list.note.unwrap().contains("--dataplane off"));
+
+    // node4's endpoint moves to another address: one backend written, one slot re-pointed.
+    s.apply_yaml(&ENDPOINTS.replace("172.20.3.10", "172.20.3.11"));
+    let v = view_until(&h, "the change", |v| v.applies >= 2).await;
+    let a = v.last_apply.unwrap();
+    assert!(!a.full, "{a:?}");
+    assert_eq!((a.frontends, a.removed, a.services_translated), (1, 0, 1));
+    assert_eq!(a.updates, 2, "the new backend and its slot: {a:?}");
+    assert_eq!(a.deletes, 0, "the old backend drains until GC: {a:?}");
+
+    // The service goes: its frontend is removed.
+    s.delete(Kind::Service, &ObjectKey::namespaced("default", "webpod"));
+    let v = view_until(&h, "the removal", |v| v.frontends == 0).await;
+    assert_eq!(v.last_apply.unwrap().removed, 1);
+    assert!(h.list().await.unwrap().list.services.is_empty());
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+}
