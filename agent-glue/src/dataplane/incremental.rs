@@ -42,6 +42,8 @@ struct Cached {
     slices: Vec<Arc<EndpointSlice>>,
     order: ServiceOrder,
     result: ServiceFrontends,
+    /// The update that last saw the service (the others are gone).
+    seen: u64,
 }
 
 fn same<T: PartialEq>(a: &Arc<T>, b: &Arc<T>) -> bool {
@@ -57,6 +59,7 @@ pub struct Translator {
     claims: BTreeMap<FrontendKey, BTreeSet<ServiceOrder>>,
     desired: DesiredState,
     conflicts: BTreeMap<FrontendKey, Vec<String>>,
+    updates: u64,
 }
 
 impl Translator {
@@ -68,6 +71,7 @@ impl Translator {
             claims: BTreeMap::new(),
             desired: DesiredState::new(),
             conflicts: BTreeMap::new(),
+            updates: 0,
         }
     }
 
@@ -90,7 +94,11 @@ impl Translator {
 
     /// Brings the translation to `snapshot`; returns what changed.
     pub fn update(&mut self, snapshot: &Snapshot) -> Delta {
-        let mut slices: HashMap<ObjectKey, Vec<Arc<EndpointSlice>>> = HashMap::new();
+        self.updates += 1;
+        let now = self.updates;
+        // Slices by (namespace, service name), borrowed: nothing is allocated per object.
+        type ByService<'a> = HashMap<(Option<&'a str>, &'a str), Vec<&'a Arc<EndpointSlice>>>;
+        let mut slices: ByService<'_> = HashMap::new();
         for (key, slice) in &snapshot.endpoint_slices {
             if let Some(service) = slice
                 .metadata
@@ -99,34 +107,23 @@ impl Translator {
                 .and_then(|l| l.get(SERVICE_NAME_LABEL))
             {
                 slices
-                    .entry(ObjectKey {
-                        namespace: key.namespace.clone(),
-                        name: service.clone(),
-                    })
+                    .entry((key.namespace.as_deref(), service.as_str()))
                     .or_default()
-                    .push(slice.clone());
+                    .push(slice);
             }
         }
         let mut dirty: BTreeSet<FrontendKey> = BTreeSet::new();
         let mut translated = 0;
-        let gone: Vec<ObjectKey> = self
-            .services
-            .keys()
-            .filter(|k| !snapshot.services.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            if let Some(old) = self.services.remove(&key) {
-                self.release(&old, &mut dirty);
-            }
-        }
         for (key, svc) in &snapshot.services {
-            let sl = slices.remove(key).unwrap_or_default();
-            if let Some(c) = self.services.get(key)
+            let sl = slices
+                .remove(&(key.namespace.as_deref(), key.name.as_str()))
+                .unwrap_or_default();
+            if let Some(c) = self.services.get_mut(key)
                 && same(&c.service, svc)
                 && c.slices.len() == sl.len()
-                && c.slices.iter().zip(&sl).all(|(a, b)| same(a, b))
+                && c.slices.iter().zip(&sl).all(|(a, b)| same(a, *b))
             {
+                c.seen = now;
                 continue;
             }
             translated += 1;
@@ -144,11 +141,24 @@ impl Translator {
                 key.clone(),
                 Cached {
                     service: svc.clone(),
-                    slices: sl,
+                    slices: sl.into_iter().cloned().collect(),
                     order,
                     result,
+                    seen: now,
                 },
             );
+        }
+        // What this snapshot did not list is gone.
+        let gone: Vec<ObjectKey> = self
+            .services
+            .iter()
+            .filter(|(_, c)| c.seen != now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(old) = self.services.remove(&key) {
+                self.release(&old, &mut dirty);
+            }
         }
         let mut delta = Delta {
             services_translated: translated,
