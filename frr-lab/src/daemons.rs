@@ -155,11 +155,25 @@ pub fn config_text(topology: &Topology, node: &str) -> Result<String, LabError> 
             .map(|b| render::bird_conf(b, "bird.log"))
             .ok_or_else(missing),
         NodeKind::Lbspeaker => Ok(format!(
-            "# {node} runs lbspeaker on the lab's shared manifest directory (LAB/manifests/):\n# lbspeaker run --config-dir LAB/manifests --node {} --api LAB/{node}/api.sock --metrics-addr 127.0.0.1:{LBSPEAKER_METRICS_PORT}\n{}",
+            "# {node} runs lbspeaker on the lab's shared manifest directory (LAB/manifests/):\n# lbspeaker run --config-dir LAB/manifests --node {} --api LAB/{node}/api.sock --metrics-addr 127.0.0.1:{LBSPEAKER_METRICS_PORT}{}\n{}",
             n.lbspeaker
                 .as_ref()
                 .and_then(|l| l.node.clone())
                 .unwrap_or_else(|| node.to_owned()),
+            n.lbspeaker
+                .as_ref()
+                .map(|l| {
+                    let mut extra = String::new();
+                    if l.bpffs {
+                        extra.push_str(&format!(" --bpffs-root LAB/{node}/bpffs/lbspeaker"));
+                    }
+                    for a in &l.args {
+                        extra.push(' ');
+                        extra.push_str(a);
+                    }
+                    extra
+                })
+                .unwrap_or_default(),
             topology
                 .manifest_files()
                 .iter()
