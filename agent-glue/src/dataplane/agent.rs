@@ -559,13 +559,17 @@ impl Loop {
             let current = self.attached.get(&(name.clone(), *role));
             let due = match (current, now) {
                 (Some(Attached::Yes(i)), Some(n)) => *i != n,
-                (Some(Attached::Yes(_)), None) => true,
+                // Without a loaded dataplane there is nothing to retry.
+                (Some(Attached::No(_)), _) if !kernel => false,
                 _ => true,
             };
             if !due {
                 continue;
             }
-            changed = true;
+            let before = match current {
+                Some(Attached::No(e)) => Some(e.clone()),
+                _ => None,
+            };
             let state = if !kernel {
                 Attached::No("the dataplane is not loaded".into())
             } else if let Some(idx) = now {
@@ -585,11 +589,15 @@ impl Loop {
             } else {
                 Attached::No(format!("interface {name} not found"))
             };
-            if let Attached::No(e) = &state
-                && kernel
-            {
-                tracing::warn!(interface = %name, role, error = %e, "dataplane not attached; retrying");
+            match &state {
+                // Said once per new reason, not at every retry.
+                Attached::No(e) if kernel && before.as_ref() != Some(e) => {
+                    tracing::warn!(interface = %name, role, error = %e, "dataplane not attached; retrying every few seconds");
+                }
+                Attached::No(_) => {}
+                Attached::Yes(_) => {}
             }
+            changed |= !matches!((&state, &before), (Attached::No(e), Some(b)) if e == b);
             self.attached.insert((name.clone(), *role), state);
         }
         let all_attached = !wanted.is_empty()
@@ -625,6 +633,10 @@ impl Loop {
                 }
             })
             .collect();
+        // Interfaces no longer wanted are forgotten (their links go with detach_others at
+        // the next start).
+        self.attached
+            .retain(|(n, r), _| wanted.iter().any(|(wn, wr)| wn == n && wr == r));
         self.attach_problems = if kernel {
             self.attached
                 .iter()
