@@ -17,6 +17,16 @@
 //! `unsolicited_na` (announcements sent), `malformed` (frames that did not decode),
 //! `send_errors`, `socket_errors`, `leases_acquired`, `leases_renewed`, `leases_released`,
 //! `leases_lost`, `lease_conflicts` (lost optimistic-concurrency races), `lease_errors`.
+//! | `lbspeaker_dataplane_kernel` | node | 1 when the eBPF maps are the kernel's (0: off, or not loaded) |
+//! | `lbspeaker_dataplane_frontends` | node | frontends programmed |
+//! | `lbspeaker_dataplane_interface_attached` | node, interface, role | 1 when the programs are attached |
+//! | `lbspeaker_dataplane_map_operations_total` | node, op (update, delete) | map operations since start (conntrack GC included) |
+//! | `lbspeaker_dataplane_sync_failures_total` | node | passes whose map update failed (retried) |
+//! | `lbspeaker_dataplane_last_apply_seconds` | node | how long the last pass that changed the maps took, from its snapshot |
+//! | `lbspeaker_dataplane_problems` | node | problems `lbspeaker status` lists for the dataplane |
+//! | `lbspeaker_dataplane_packets_total` | node, counter | the programs' counters (translated, established, reversed, icmp, no_backend, snat_fail, redirect, fragment) |
+//! | `lbspeaker_dataplane_conntrack_flows` | node | flows the last GC pass kept |
+//! | `lbspeaker_dataplane_conntrack_gc_deleted_total` | node | conntrack entries GC deleted |
 
 use std::sync::Arc;
 
@@ -194,10 +204,102 @@ pub async fn render<B: Backend>(backend: &B) -> String {
             registry.register(name, help, family);
         }
     }
+    if let Some(d) = backend.dataplane_metrics().await {
+        register_dataplane(&mut registry, &status.node, &d);
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+fn register_dataplane(registry: &mut Registry, node: &str, d: &crate::dataplane::DataplaneMetrics) {
+    let n = labels(&[("node", node)]);
+    let gauge = |v: i64| {
+        let f = Family::<Labels, Gauge>::default();
+        f.get_or_create(&n).set(v);
+        f
+    };
+    let counter = |v: u64| {
+        let f = Family::<Labels, Counter>::default();
+        f.get_or_create(&n).inc_by(v);
+        f
+    };
+    let v = &d.view;
+    let int = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+    registry.register(
+        "dataplane_kernel",
+        "1 when the eBPF maps are the kernel's (0: off, or not loaded)",
+        gauge(i64::from(v.kernel)),
+    );
+    registry.register(
+        "dataplane_frontends",
+        "Frontends programmed",
+        gauge(int(v.frontends)),
+    );
+    let attached = Family::<Labels, Gauge>::default();
+    for i in &v.interfaces {
+        let mut l = n.clone();
+        l.push(("interface".into(), i.name.clone()));
+        l.push(("role".into(), i.role.clone()));
+        attached.get_or_create(&l).set(i64::from(i.attached));
+    }
+    registry.register(
+        "dataplane_interface_attached",
+        "1 when the programs are attached to the interface",
+        attached,
+    );
+    let ops = Family::<Labels, Counter>::default();
+    for (op, value) in [("update", v.updates_total), ("delete", v.deletes_total)] {
+        let mut l = n.clone();
+        l.push(("op".into(), op.into()));
+        ops.get_or_create(&l).inc_by(value);
+    }
+    registry.register(
+        "dataplane_map_operations",
+        "Map operations since start",
+        ops,
+    );
+    registry.register(
+        "dataplane_sync_failures",
+        "Passes whose map update failed",
+        counter(v.failures_total),
+    );
+    let last = Family::<Labels, FloatGauge>::default();
+    if let Some(a) = &v.last_apply {
+        last.get_or_create(&n).set(a.elapsed_us as f64 / 1e6);
+    }
+    registry.register(
+        "dataplane_last_apply_seconds",
+        "Duration of the last pass that changed the maps, from its snapshot",
+        last,
+    );
+    registry.register(
+        "dataplane_problems",
+        "Dataplane problems lbspeaker status lists",
+        gauge(int(v.problems.len())),
+    );
+    let packets = Family::<Labels, Counter>::default();
+    for (name, value) in &d.counters {
+        let mut l = n.clone();
+        l.push(("counter".into(), (*name).to_owned()));
+        packets.get_or_create(&l).inc_by(*value);
+    }
+    registry.register(
+        "dataplane_packets",
+        "Counters of the eBPF programs",
+        packets,
+    );
+    registry.register(
+        "dataplane_conntrack_flows",
+        "Flows the last conntrack GC pass kept",
+        gauge(int(v.last_gc.as_ref().map_or(0, |g| g.flows_kept))),
+    );
+    registry.register(
+        "dataplane_conntrack_gc_deleted",
+        "Conntrack entries GC deleted",
+        counter(v.gc_deleted_total),
+    );
 }
 
 /// The HTTP routes: `/metrics`, `/healthz` (the process answers), `/readyz` (first reconcile

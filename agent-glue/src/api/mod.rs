@@ -105,6 +105,12 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// The dataplane's service table, as `lb list` lines.
     fn lb_list(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
+    /// The dataplane's state and packet counters for `/metrics` (none: no dataplane).
+    fn dataplane_metrics(
+        &self,
+    ) -> impl Future<Output = Option<crate::dataplane::DataplaneMetrics>> + Send {
+        async { None }
+    }
     /// The daemon at a glance.
     fn status(&self) -> impl Future<Output = StatusView> + Send;
 }

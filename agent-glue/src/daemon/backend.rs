@@ -41,6 +41,8 @@ pub struct DaemonBackend {
     pub operator_problems: watch::Receiver<Vec<String>>,
     /// The L2 announcer (`None`: turned off with `--l2-announcements=false`).
     pub l2: Option<L2Handle>,
+    /// The dataplane reconciler.
+    pub dataplane: crate::dataplane::DataplaneHandle,
 }
 
 fn family(f: FamilyName) -> Family {
@@ -162,9 +164,22 @@ impl Backend for DaemonBackend {
     }
 
     async fn lb_list(&self) -> Result<serde_json::Value, ApiError> {
-        Err(ApiError::unavailable(
-            "the eBPF dataplane is not running in this process (the dataplane reconciler is not wired into lbspeaker run yet)",
-        ))
+        let view = self.dataplane.list().await.map_err(|message| ApiError {
+            status: 500,
+            message,
+        })?;
+        serde_json::to_value(view).map_err(|e| ApiError {
+            status: 500,
+            message: e.to_string(),
+        })
+    }
+
+    async fn dataplane_metrics(&self) -> Option<crate::dataplane::DataplaneMetrics> {
+        let view = self.dataplane.view.borrow().clone();
+        Some(crate::dataplane::DataplaneMetrics {
+            view,
+            counters: self.dataplane.counters().await,
+        })
     }
 
     async fn status(&self) -> StatusView {
@@ -180,6 +195,8 @@ impl Backend for DaemonBackend {
             .collect();
         problems.extend(view.errors.iter().cloned());
         problems.extend(self.operator_problems.borrow().iter().cloned());
+        let dataplane = self.dataplane.view.borrow().clone();
+        problems.extend(dataplane.problems.iter().cloned());
         if let Some(l2) = &self.l2 {
             problems.extend(l2.problems());
         }
@@ -200,6 +217,7 @@ impl Backend for DaemonBackend {
                 if self.l2.as_ref().is_some_and(|h| h.failed.is_none()) {
                     roles.push("l2 announcements".into());
                 }
+                roles.push(dataplane.role());
                 roles
             },
             ready: view.ready,

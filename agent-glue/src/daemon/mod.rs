@@ -6,15 +6,15 @@
 //!  (directory)       ├─ BGP agent ─ reconcile ─ apply ─► Speaker ─► peers;    CiliumBGPNodeConfig
 //!                    ├─ L2 agent ─ policy::evaluate ─► l2announce::Runner ─► leases, ARP/NDP
 //!                    │  (operator role: CiliumL2AnnouncementPolicy conditions)
-//!                    └─ (dataplane reconciler: ebpf::Dataplane::sync — next)
+//!                    └─ dataplane reconciler ─ translate (what changed) ─► ebpf maps; conntrack GC
 //!  local API (Unix socket) and /metrics, /healthz, /readyz read the same state
 //! ```
 //!
 //! [`run_directory`] builds the source, the status sink and the leadership from a manifest
 //! directory and hands them to [`run`], which knows nothing of directories: a Kubernetes
 //! source (reflectors, a Lease for leadership, the status subresource as sink) plugs in there
-//! unchanged. The L2 agent ([`crate::l2`]) runs beside the BGP agent on `source.subscribe()`
-//! and the same stop signal; the dataplane reconciler will too.
+//! unchanged. The L2 agent ([`crate::l2`]) and the dataplane reconciler ([`crate::dataplane`])
+//! run beside the BGP agent on `source.subscribe()` and the same stop signal.
 
 pub mod backend;
 
@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub leader_retry: Duration,
     /// L2 announcements (`None`: turned off).
     pub l2: Option<crate::l2::L2Options>,
+    /// The eBPF dataplane (`--dataplane` and friends).
+    pub dataplane: crate::dataplane::DataplaneOptions,
 }
 
 /// Runs against a manifest directory until SIGTERM or SIGINT.
@@ -113,6 +115,21 @@ pub async fn run(
         None => None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The dataplane first: `--dataplane on` refuses to start when it cannot load.
+    let (dataplane, dataplane_task) = match crate::dataplane::start(
+        opts.dataplane.clone(),
+        opts.node.clone(),
+        source.subscribe(),
+        stop_rx.clone(),
+    )
+    .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.api);
+            return Err(e.into());
+        }
+    };
     let (problems_tx, problems_rx) = watch::channel(Vec::<String>::new());
     let problems_tx = Arc::new(problems_tx);
 
@@ -178,6 +195,7 @@ pub async fn run(
         leader: leading,
         operator_problems: problems_rx,
         l2,
+        dataplane,
     });
 
     let (api_stop_tx, api_stop_rx) = watch::channel(false);
@@ -203,6 +221,7 @@ pub async fn run(
     if let Some(t) = l2_task {
         let _ = t.await;
     }
+    let _ = dataplane_task.await;
     ipam_task.abort();
     cluster_task.abort();
     if let Some(t) = l2_conditions_task {
