@@ -47,6 +47,7 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
         secrets_namespace: args.bgp_secrets_namespace,
         bgp_status_report: args.bgp_status_report,
         leader_retry: Duration::from_secs(1),
+        roles: crate::daemon::Roles::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

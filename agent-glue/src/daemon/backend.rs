@@ -38,6 +38,8 @@ pub struct DaemonBackend {
     pub leader: watch::Receiver<bool>,
     /// Problems of the operator role's last rounds (LB-IPAM and BGP conditions writes).
     pub operator_problems: watch::Receiver<Vec<String>>,
+    /// The roles this process runs.
+    pub roles: super::Roles,
 }
 
 fn family(f: FamilyName) -> Family {
@@ -175,14 +177,19 @@ impl Backend for DaemonBackend {
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
             source: self.source.clone(),
-            roles: vec![
-                "bgp".into(),
-                if leading {
-                    "operator (leader: LB-IPAM, BGP conditions)".into()
-                } else {
-                    "operator (standby)".into()
-                },
-            ],
+            roles: [
+                self.roles.agent.then(|| "bgp".to_string()),
+                self.roles.operator.then(|| {
+                    if leading {
+                        "operator (leader: LB-IPAM, BGP conditions)".into()
+                    } else {
+                        "operator (standby)".into()
+                    }
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             ready: view.ready,
             peers_established: peers
                 .iter()

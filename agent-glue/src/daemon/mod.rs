@@ -51,6 +51,28 @@ pub struct RunOptions {
     pub bgp_status_report: bool,
     /// How often a standby process tries to take the operator lock.
     pub leader_retry: Duration,
+    /// Which roles this process runs (`lbspeaker run`: both).
+    pub roles: Roles,
+}
+
+/// The roles of a process: `lbspeaker run` runs both, `lbspeaker agent` only the node's
+/// (BGP, and the L2 and dataplane reconcilers), `lbspeaker operator` only the cluster's
+/// (LB-IPAM and the BGP conditions, while it leads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// LB-IPAM and the BGP conditions, while `leading` says so.
+    pub operator: bool,
+    /// This node's BGP speaker (and the other per-node reconcilers).
+    pub agent: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            operator: true,
+            agent: true,
+        }
+    }
 }
 
 /// Runs against a manifest directory until SIGTERM or SIGINT.
@@ -67,7 +89,7 @@ pub async fn run_directory(opts: RunOptions) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -114,27 +136,35 @@ pub async fn run(
 
     // The operator role.
     let (ipam_tx, ipam_rx) = watch::channel(crate::ipam::Desired::default());
-    let ipam_task = tokio::spawn(crate::ipam::run(
-        source.subscribe(),
-        leading.clone(),
-        sink.clone(),
-        Duration::from_secs(2),
-        Some(ipam_tx),
-    ));
-    let cluster_task = tokio::spawn(cluster_loop(
-        source.subscribe(),
-        leading.clone(),
-        sink.clone(),
-        opts.secrets_namespace.clone(),
-        problems_tx.clone(),
-    ));
+    let mut operator_tasks = Vec::new();
+    if opts.roles.operator {
+        operator_tasks.push(tokio::spawn(crate::ipam::run(
+            source.subscribe(),
+            leading.clone(),
+            sink.clone(),
+            Duration::from_secs(2),
+            Some(ipam_tx),
+        )));
+        operator_tasks.push(tokio::spawn(cluster_loop(
+            source.subscribe(),
+            leading.clone(),
+            sink.clone(),
+            opts.secrets_namespace.clone(),
+            problems_tx.clone(),
+        )));
+    }
 
     // The node's agents. (The L2 and dataplane reconcilers go here, on `source.subscribe()`
-    // and `stop_rx` like the BGP agent.)
-    let mut agent_opts = AgentOptions::new(&opts.node);
-    agent_opts.secrets_namespace = opts.secrets_namespace.clone();
-    agent_opts.status_report = opts.bgp_status_report;
-    let (agent, agent_task) = agent::spawn(source.subscribe(), sink.clone(), agent_opts, stop_rx);
+    // and `stop_rx` like the BGP agent, when `opts.roles.agent`.)
+    let (agent, agent_task) = if opts.roles.agent {
+        let mut agent_opts = AgentOptions::new(&opts.node);
+        agent_opts.secrets_namespace = opts.secrets_namespace.clone();
+        agent_opts.status_report = opts.bgp_status_report;
+        let (agent, task) = agent::spawn(source.subscribe(), sink.clone(), agent_opts, stop_rx);
+        (agent, Some(task))
+    } else {
+        (agent::idle(), None)
+    };
 
     let backend = Arc::new(DaemonBackend {
         node: opts.node.clone(),
@@ -145,6 +175,7 @@ pub async fn run(
         ipam: ipam_rx,
         leader: leading,
         operator_problems: problems_rx,
+        roles: opts.roles,
     });
 
     let (api_stop_tx, api_stop_rx) = watch::channel(false);
@@ -166,9 +197,12 @@ pub async fn run(
     shutdown.await;
     // BGP first (Cease or graceful-restart close), then the rest.
     let _ = stop_tx.send(true);
-    let _ = agent_task.await;
-    ipam_task.abort();
-    cluster_task.abort();
+    if let Some(t) = agent_task {
+        let _ = t.await;
+    }
+    for t in operator_tasks {
+        t.abort();
+    }
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
     if let Some(t) = metrics_task {
