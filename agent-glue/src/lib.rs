@@ -5,8 +5,9 @@
 //!
 //! `lbspeaker run` ([`daemon`]) runs the operator role (LB-IPAM, BGP conditions) and the
 //! node's BGP agent ([`bgp`]) on a directory of manifests, with the local API ([`api`]) and
-//! metrics ([`metrics`]); the other subcommands ([`cli`]) ask it, and [`convert`] turns
-//! MetalLB manifests into cilium.io ones.
+//! metrics ([`metrics`]); `lbspeaker agent` and `lbspeaker operator` run the same on a
+//! Kubernetes API server ([`kube`]); the other subcommands ([`cli`]) ask it, and [`convert`]
+//! turns MetalLB manifests into cilium.io ones.
 
 pub mod api;
 pub mod bgp;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod convert;
 pub mod daemon;
 pub mod ipam;
+pub mod kube;
 pub mod logging;
 pub mod metrics;
 pub mod source;

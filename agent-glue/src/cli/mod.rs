@@ -4,6 +4,7 @@
 pub mod bgp;
 pub mod convert;
 pub mod decode;
+pub mod kube;
 pub mod pcap;
 pub mod query;
 pub mod run;
