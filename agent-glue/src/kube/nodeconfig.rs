@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crds::bgp::{CiliumBGPNodeConfig, CiliumBGPNodeConfigSpec};
-use kube::api::{Api, Patch, PatchParams};
+use crds::bgp::CiliumBGPNodeConfigSpec;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -101,7 +101,10 @@ impl NodeConfigWriter {
         };
         self.pending
             .retain(|n, spec| want.get(n) == Some(spec) && shown(n).as_ref() != Some(spec));
-        let api: Api<CiliumBGPNodeConfig> = Api::all(client.clone());
+        let api: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &super::convert::api_resource(crate::source::Kind::BgpNodeConfig),
+        );
         let mut errors = Vec::new();
         for (node, spec) in want {
             if shown(&node).as_ref() == Some(&spec) || self.pending.get(&node) == Some(&spec) {

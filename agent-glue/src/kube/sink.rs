@@ -162,7 +162,8 @@ impl KubeSink {
             "metadata": identity(&key.name, Some(&ns), uid.as_deref()),
             "status": status,
         });
-        let api: Api<Service> = Api::namespaced(self.client.clone(), &ns);
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &ns, &api_resource(Kind::Service));
         let pp = PatchParams::apply(OPERATOR_MANAGER).force();
         let object = format!("Service {key}");
         let out = retrying(&object, || async {
@@ -318,7 +319,8 @@ impl KubeSink {
             "metadata": identity(name, None, uid.as_deref()),
             "status": want,
         });
-        let api: Api<CiliumBGPNodeConfig> = Api::all(self.client.clone());
+        let api: Api<DynamicObject> =
+            Api::all_with(self.client.clone(), &api_resource(Kind::BgpNodeConfig));
         let pp = PatchParams::apply(AGENT_MANAGER).force();
         let object = format!("CiliumBGPNodeConfig {name}");
         let out = retrying(&object, || async {
@@ -402,7 +404,8 @@ impl KubeSink {
             }),
             ..DeleteParams::default()
         };
-        let api: Api<CiliumBGPNodeConfig> = Api::all(self.client.clone());
+        let api: Api<DynamicObject> =
+            Api::all_with(self.client.clone(), &api_resource(Kind::BgpNodeConfig));
         let object = format!("CiliumBGPNodeConfig {name}");
         let out = retrying(&object, || async { api.delete(name, &dp).await.map(drop) }).await?;
         if out == Outcome::Written {
@@ -459,6 +462,11 @@ where
                 tracing::debug!(object, "replaced since it was read: status dropped");
                 return Ok(Outcome::Gone);
             }
+        }
+        if let kube::Error::SerdeError(e) = &err {
+            // The server took the write; only its answer did not decode.
+            tracing::debug!(object, error = %e, "written; the answer did not decode");
+            return Ok(Outcome::Written);
         }
         let retry = match &err {
             kube::Error::Api(s) => matches!(s.code, 409 | 429 | 500..=599),
