@@ -17,17 +17,19 @@ pub struct KubeArgs {
     /// A kubeconfig file; without it, the pod's service account (in-cluster configuration).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// lbspeaker's namespace: its Leases (L2 announcements, the operator's) and Events.
+    /// lbspeaker's namespace, where its Leases live (L2 announcements, the operator's).
     #[arg(long, value_name = "NS", env = "POD_NAMESPACE", default_value = crate::kube::DEFAULT_NAMESPACE)]
     pub namespace: String,
     /// Namespace of the Secrets that CiliumBGPPeerConfig `authSecretRef` names; no other
     /// Secret is read.
     #[arg(long, default_value = crate::bgp::DEFAULT_SECRETS_NAMESPACE)]
     pub bgp_secrets_namespace: String,
-    /// Requests per second to the API server before scaling with the number of services.
+    /// Requests per second to the API server before scaling with the number of services
+    /// (default: 10 for the agent, 50 for the operator).
     #[arg(long, value_name = "QPS")]
     pub k8s_client_qps: Option<f64>,
-    /// Requests at once to the API server, before scaling.
+    /// Requests at once to the API server, before scaling (default: 20 for the agent, 100
+    /// for the operator).
     #[arg(long, value_name = "N")]
     pub k8s_client_burst: Option<u32>,
     /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9962).
