@@ -20,9 +20,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon on a directory of manifests: LB-IPAM and BGP conditions (operator role,
-    /// one process per directory leads), this node's BGP speaker and dataplane, the local API
-    /// and metrics.
+    /// one process per directory leads), this node's BGP speaker, L2 announcements and
+    /// dataplane, the local API and metrics.
     Run(Box<agent_glue::cli::run::RunArgs>),
+    /// Run the node agent on a Kubernetes cluster (a DaemonSet, one per node): this node's BGP
+    /// speaker, L2 announcements and dataplane, its CiliumBGPNodeConfig status, the local API
+    /// and metrics.
+    Agent(Box<agent_glue::cli::kube::AgentArgs>),
+    /// Run the operator on a Kubernetes cluster (a Deployment; one replica leads through a
+    /// Lease): LB-IPAM, the BGP and L2 policy conditions and every node's CiliumBGPNodeConfig.
+    Operator(Box<agent_glue::cli::kube::OperatorArgs>),
     /// BGP sessions, routes and policies of the running daemon, and BGP tools.
     #[command(subcommand)]
     Bgp(agent_glue::cli::bgp::BgpCommand),
@@ -76,6 +83,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let q = &cli.query;
     match cli.command {
         Command::Run(args) => agent_glue::cli::run::run(*args, q.api.clone())?,
+        Command::Agent(args) => agent_glue::cli::kube::run_agent(*args, q.api.clone())?,
+        Command::Operator(args) => agent_glue::cli::kube::run_operator(*args, q.api.clone())?,
         Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd, q)?,
         Command::Ipam(IpamCommand::Pools) => query::run(q, Query::Pools)?,
         Command::Ipam(IpamCommand::Services) => query::run(q, Query::Services)?,

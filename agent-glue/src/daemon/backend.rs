@@ -39,10 +39,12 @@ pub struct DaemonBackend {
     pub leader: watch::Receiver<bool>,
     /// Problems of the operator role's last rounds (LB-IPAM and BGP conditions writes).
     pub operator_problems: watch::Receiver<Vec<String>>,
-    /// The L2 announcer (`None`: turned off with `--l2-announcements=false`).
+    /// The L2 announcer (`None`: turned off with `--l2-announcements=false`, or no agent role).
     pub l2: Option<L2Handle>,
-    /// The dataplane reconciler.
-    pub dataplane: crate::dataplane::DataplaneHandle,
+    /// The dataplane reconciler (`None`: no agent role).
+    pub dataplane: Option<crate::dataplane::DataplaneHandle>,
+    /// The roles this process runs.
+    pub roles: super::Roles,
 }
 
 fn family(f: FamilyName) -> Family {
@@ -152,6 +154,9 @@ impl Backend for DaemonBackend {
 
     async fn l2_leases(&self) -> Result<Vec<LeaseView>, ApiError> {
         match &self.l2 {
+            None if !self.roles.agent => Err(ApiError::unavailable(
+                "L2 announcements do not run in this process (it has no agent role)",
+            )),
             None => Err(ApiError::unavailable(
                 "L2 announcements are turned off in this process (--l2-announcements=false)",
             )),
@@ -164,7 +169,12 @@ impl Backend for DaemonBackend {
     }
 
     async fn lb_list(&self) -> Result<serde_json::Value, ApiError> {
-        let view = self.dataplane.list().await.map_err(|message| ApiError {
+        let Some(dataplane) = &self.dataplane else {
+            return Err(ApiError::unavailable(
+                "the dataplane does not run in this process (it has no agent role)",
+            ));
+        };
+        let view = dataplane.list().await.map_err(|message| ApiError {
             status: 500,
             message,
         })?;
@@ -175,10 +185,11 @@ impl Backend for DaemonBackend {
     }
 
     async fn dataplane_metrics(&self) -> Option<crate::dataplane::DataplaneMetrics> {
-        let view = self.dataplane.view.borrow().clone();
+        let dataplane = self.dataplane.as_ref()?;
+        let view = dataplane.view.borrow().clone();
         Some(crate::dataplane::DataplaneMetrics {
             view,
-            counters: self.dataplane.counters().await,
+            counters: dataplane.counters().await,
         })
     }
 
@@ -195,8 +206,10 @@ impl Backend for DaemonBackend {
             .collect();
         problems.extend(view.errors.iter().cloned());
         problems.extend(self.operator_problems.borrow().iter().cloned());
-        let dataplane = self.dataplane.view.borrow().clone();
-        problems.extend(dataplane.problems.iter().cloned());
+        let dataplane = self.dataplane.as_ref().map(|d| d.view.borrow().clone());
+        if let Some(d) = &dataplane {
+            problems.extend(d.problems.iter().cloned());
+        }
         if let Some(l2) = &self.l2 {
             problems.extend(l2.problems());
         }
@@ -206,18 +219,23 @@ impl Backend for DaemonBackend {
             uptime_seconds: self.started.elapsed().as_secs(),
             source: self.source.clone(),
             roles: {
-                let mut roles = vec![
-                    "bgp".into(),
-                    if leading {
+                let mut roles = Vec::new();
+                if self.roles.agent {
+                    roles.push("bgp".to_string());
+                }
+                if self.roles.operator {
+                    roles.push(if leading {
                         "operator (leader: LB-IPAM, BGP conditions)".into()
                     } else {
                         "operator (standby)".into()
-                    },
-                ];
+                    });
+                }
                 if self.l2.as_ref().is_some_and(|h| h.failed.is_none()) {
                     roles.push("l2 announcements".into());
                 }
-                roles.push(dataplane.role());
+                if let Some(d) = &dataplane {
+                    roles.push(d.role());
+                }
                 roles
             },
             ready: view.ready,

@@ -9,8 +9,9 @@
 //!  Snapshot (leader) ─ conditions::desired ─► StatusSink (bad-service-selector, ...)
 //! ```
 //!
-//! [`start`] opens the lease store ([`LeaseStore`]), starts the runner and spawns the loop;
-//! the Kubernetes flavour adds a `LeaseStore` variant and nothing else changes.
+//! [`start`] opens the lease store ([`LeaseStore`]: lease files for `lbspeaker run`,
+//! Kubernetes Leases for `lbspeaker agent`), starts the runner and spawns the loop; nothing
+//! else differs between the two.
 
 pub mod agent;
 pub mod conditions;
@@ -32,7 +33,7 @@ pub use agent::{L2Handle, L2View};
 use crate::source::Snapshot;
 
 /// Where leases are kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum LeaseStore {
     /// Lease files in a directory shared by the processes of one machine
@@ -44,10 +45,37 @@ pub enum LeaseStore {
         /// once (the file backend's `.alive` locks) rather than when it expires.
         liveness: bool,
     },
+    /// `coordination.k8s.io/v1` Leases in lbspeaker's namespace (`lbspeaker agent`), one
+    /// watcher for all of them.
+    Kubernetes(crate::kube::lease::KubeLeaseBackend),
+}
+
+/// The L2 agent's tuning, apart from who it is and where its leases live: what the flags
+/// of `lbspeaker run` and `lbspeaker agent` share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L2Settings {
+    /// Lease duration, renew deadline, retry period.
+    pub timers: Timers,
+    /// Gratuitous ARP / unsolicited NA rounds after a takeover or a link flap.
+    pub announce: AnnounceConfig,
+    /// How long an interface may be down before this node gives its leases up.
+    pub link_down_grace: Duration,
+}
+
+impl Default for L2Settings {
+    /// Cilium's timers, five announcements a second apart, one second of link grace.
+    fn default() -> Self {
+        let d = RunnerConfig::new(String::new());
+        L2Settings {
+            timers: d.timers,
+            announce: d.announce,
+            link_down_grace: d.link_down_grace,
+        }
+    }
 }
 
 /// How the L2 agent runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct L2Options {
     /// This node's name: its labels meet the node selectors, and it is the lease holder
     /// identity.
@@ -72,6 +100,21 @@ impl L2Options {
             timers: defaults.timers,
             announce: defaults.announce,
             link_down_grace: defaults.link_down_grace,
+            leases,
+        }
+    }
+
+    /// `settings` for `node` with `leases`.
+    pub fn with_settings(
+        node: impl Into<String>,
+        settings: L2Settings,
+        leases: LeaseStore,
+    ) -> L2Options {
+        L2Options {
+            node: node.into(),
+            timers: settings.timers,
+            announce: settings.announce,
+            link_down_grace: settings.link_down_grace,
             leases,
         }
     }
@@ -144,6 +187,9 @@ pub async fn start(
                 backend.without_liveness()
             };
             spawn_with(backend, opts, snapshots, stop, operator_problems).await
+        }
+        LeaseStore::Kubernetes(backend) => {
+            spawn_with(backend.clone(), opts, snapshots, stop, operator_problems).await
         }
     }
 }
