@@ -126,83 +126,11 @@ pub async fn render<B: Backend>(backend: &B) -> String {
     );
     registry.register("ready", "1 once the first reconcile has completed", ready);
     if let Some(c) = backend.l2_counters().await {
-        let node = labels(&[("node", &status.node)]);
-        let announced = Family::<Labels, Gauge>::default();
-        let n = backend
+        let announcing = backend
             .l2_leases()
             .await
             .map_or(0, |rows| rows.iter().filter(|r| r.announcing).count());
-        announced
-            .get_or_create(&node)
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
-        registry.register(
-            "l2_announced_addresses",
-            "Addresses this node answers ARP/NDP for",
-            announced,
-        );
-        for (name, help, value) in [
-            ("l2_arp_replies", "ARP requests answered", c.arp_replies),
-            (
-                "l2_na_replies",
-                "Neighbour solicitations answered",
-                c.na_replies,
-            ),
-            (
-                "l2_gratuitous_arp",
-                "Gratuitous ARP frames sent",
-                c.gratuitous_arp,
-            ),
-            (
-                "l2_unsolicited_na",
-                "Unsolicited neighbour advertisements sent",
-                c.unsolicited_na,
-            ),
-            (
-                "l2_malformed",
-                "Frames that passed the socket filter but did not decode",
-                c.malformed,
-            ),
-            (
-                "l2_send_errors",
-                "Frames that could not be sent",
-                c.send_errors,
-            ),
-            (
-                "l2_socket_errors",
-                "Packet sockets or multicast memberships that could not be opened",
-                c.socket_errors,
-            ),
-            ("l2_leases_acquired", "Leases won", c.leases_acquired),
-            (
-                "l2_leases_renewed",
-                "Lease renewals written",
-                c.leases_renewed,
-            ),
-            (
-                "l2_leases_released",
-                "Leases given up (not eligible, withdrawn, shutdown)",
-                c.leases_released,
-            ),
-            (
-                "l2_leases_lost",
-                "Leases lost (renew deadline passed, taken by another node)",
-                c.leases_lost,
-            ),
-            (
-                "l2_lease_conflicts",
-                "Lease writes that lost an optimistic-concurrency race",
-                c.lease_conflicts,
-            ),
-            (
-                "l2_lease_errors",
-                "Lease backend failures other than conflicts",
-                c.lease_errors,
-            ),
-        ] {
-            let family = Family::<Labels, Counter>::default();
-            family.get_or_create(&node).inc_by(value);
-            registry.register(name, help, family);
-        }
+        register_l2(&mut registry, &status.node, &c, announcing);
     }
     if let Some(d) = backend.dataplane_metrics().await {
         register_dataplane(&mut registry, &status.node, &d);
@@ -211,6 +139,88 @@ pub async fn render<B: Backend>(backend: &B) -> String {
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// The L2 announcer's gauge and counters.
+fn register_l2(
+    registry: &mut Registry,
+    node: &str,
+    c: &l2announce::CountersSnapshot,
+    announcing: usize,
+) {
+    let node = labels(&[("node", node)]);
+    let announced = Family::<Labels, Gauge>::default();
+    announced
+        .get_or_create(&node)
+        .set(i64::try_from(announcing).unwrap_or(i64::MAX));
+    registry.register(
+        "l2_announced_addresses",
+        "Addresses this node answers ARP/NDP for",
+        announced,
+    );
+    for (name, help, value) in [
+        ("l2_arp_replies", "ARP requests answered", c.arp_replies),
+        (
+            "l2_na_replies",
+            "Neighbour solicitations answered",
+            c.na_replies,
+        ),
+        (
+            "l2_gratuitous_arp",
+            "Gratuitous ARP frames sent",
+            c.gratuitous_arp,
+        ),
+        (
+            "l2_unsolicited_na",
+            "Unsolicited neighbour advertisements sent",
+            c.unsolicited_na,
+        ),
+        (
+            "l2_malformed",
+            "Frames that passed the socket filter but did not decode",
+            c.malformed,
+        ),
+        (
+            "l2_send_errors",
+            "Frames that could not be sent",
+            c.send_errors,
+        ),
+        (
+            "l2_socket_errors",
+            "Packet sockets or multicast memberships that could not be opened",
+            c.socket_errors,
+        ),
+        ("l2_leases_acquired", "Leases won", c.leases_acquired),
+        (
+            "l2_leases_renewed",
+            "Lease renewals written",
+            c.leases_renewed,
+        ),
+        (
+            "l2_leases_released",
+            "Leases given up (not eligible, withdrawn, shutdown)",
+            c.leases_released,
+        ),
+        (
+            "l2_leases_lost",
+            "Leases lost (renew deadline passed, taken by another node)",
+            c.leases_lost,
+        ),
+        (
+            "l2_lease_conflicts",
+            "Lease writes that lost an optimistic-concurrency race",
+            c.lease_conflicts,
+        ),
+        (
+            "l2_lease_errors",
+            "Lease backend failures other than conflicts",
+            c.lease_errors,
+        ),
+    ] {
+        let family = Family::<Labels, Counter>::default();
+        family.get_or_create(&node).inc_by(value);
+        registry.register(name, help, family);
+    }
 }
 
 fn register_dataplane(registry: &mut Registry, node: &str, d: &crate::dataplane::DataplaneMetrics) {
