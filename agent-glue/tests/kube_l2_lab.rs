@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use frr_lab::witness::{arping, link_mac, neighbour};
 use frr_lab::{Lab, LabOptions, NodeKind, Topology, lab_available, unique_prefix};
 use kube_support::{Cluster, NS, eventually, fast_timers, root};
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::Signal;
-use serde_json::Value;
 
 const NODES: [&str; 3] = ["node1", "node2", "node3"];
 const INGRESS_IP: &str = "192.168.10.211";
@@ -57,44 +57,6 @@ fn listen_in(ns: &str, addr: &str) -> tokio::net::TcpListener {
     .join()
     .unwrap();
     tokio::net::TcpListener::from_std(std_listener).unwrap()
-}
-
-fn mac_of(lab: &Lab, node: &str) -> String {
-    let out = lab
-        .exec_ok(node, "ip", &["-j", "link", "show", "eth1"])
-        .unwrap();
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v[0]["address"].as_str().unwrap().to_lowercase()
-}
-
-/// The MACs that answered `arping` for `addr` from the client, one per reply.
-fn arping(lab: &Lab, addr: &str, count: u32) -> Vec<String> {
-    let out = lab
-        .exec(
-            "client",
-            "arping",
-            &["-c", &count.to_string(), "-W", "0.3", "-i", "eth1", addr],
-        )
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mac = l.split_once(" bytes from ")?.1.split_whitespace().next()?;
-            Some(mac.to_lowercase())
-        })
-        .collect()
-}
-
-fn client_neighbour(lab: &Lab, addr: &str) -> Option<String> {
-    let out = lab
-        .exec_ok(
-            "client",
-            "ip",
-            &["-j", "neigh", "show", addr, "dev", "eth1"],
-        )
-        .ok()?;
-    let v: Value = serde_json::from_str(&out).ok()?;
-    Some(v.as_array()?.first()?["lladdr"].as_str()?.to_lowercase())
 }
 
 fn start_agent(lab: &mut Lab, c: &Cluster, node: &str, kubeconfig: &str) -> u32 {
@@ -155,7 +117,7 @@ async fn agents_elect_one_arp_responder_through_kubernetes_leases_and_fail_over_
     .await;
     let macs: BTreeMap<String, String> = NODES
         .iter()
-        .map(|n| (n.to_string(), mac_of(&lab, n)))
+        .map(|n| (n.to_string(), link_mac(&lab, n, "eth1").unwrap()))
         .collect();
     let mut pids = BTreeMap::new();
     for n in NODES {
@@ -170,7 +132,7 @@ async fn agents_elect_one_arp_responder_through_kubernetes_leases_and_fail_over_
     assert!(NODES.contains(&holder.as_str()), "{holder}");
     let holder_mac = macs[&holder].clone();
     let answers = eventually("the holder's ARP answers", WAIT, async || {
-        let a = arping(&lab, INGRESS_IP, 3);
+        let a = arping(&lab, "client", "eth1", INGRESS_IP, 3).unwrap();
         (!a.is_empty()).then_some(a)
     })
     .await;
@@ -203,7 +165,7 @@ async fn agents_elect_one_arp_responder_through_kubernetes_leases_and_fail_over_
     // SIGKILL of the holder: no release, so the others wait for the Lease to expire (2 s).
     let _ = lab.exec("client", "ping", &["-c", "1", "-W", "1", INGRESS_IP]);
     assert_eq!(
-        client_neighbour(&lab, INGRESS_IP).as_deref(),
+        neighbour(&lab, "client", "eth1", INGRESS_IP).as_deref(),
         Some(holder_mac.as_str())
     );
     let killed = Instant::now();
@@ -215,7 +177,8 @@ async fn agents_elect_one_arp_responder_through_kubernetes_leases_and_fail_over_
     let took = killed.elapsed();
     let new_mac = macs[&new].clone();
     eventually("the client's entry to move", WAIT, async || {
-        (client_neighbour(&lab, INGRESS_IP).as_deref() == Some(new_mac.as_str())).then_some(())
+        (neighbour(&lab, "client", "eth1", INGRESS_IP).as_deref() == Some(new_mac.as_str()))
+            .then_some(())
     })
     .await;
     let moved = killed.elapsed();
@@ -228,7 +191,7 @@ async fn agents_elect_one_arp_responder_through_kubernetes_leases_and_fail_over_
         took >= Duration::from_millis(1500),
         "the Lease was taken before it could have expired ({took:?}): two holders"
     );
-    let answers = arping(&lab, INGRESS_IP, 3);
+    let answers = arping(&lab, "client", "eth1", INGRESS_IP, 3).unwrap();
     assert!(
         !answers.is_empty() && answers.iter().all(|m| *m == new_mac),
         "{answers:?}"
@@ -251,7 +214,7 @@ async fn agents_elect_one_arp_responder_through_kubernetes_leases_and_fail_over_
         "after SIGTERM (release): {last} holds the Lease after {:.2} s",
         stopped.elapsed().as_secs_f64()
     );
-    let answers = arping(&lab, INGRESS_IP, 2);
+    let answers = arping(&lab, "client", "eth1", INGRESS_IP, 2).unwrap();
     assert!(
         !answers.is_empty() && answers.iter().all(|m| *m == macs[&last]),
         "{answers:?}"

@@ -14,6 +14,7 @@ mod error;
 pub mod lab;
 pub mod render;
 pub mod topology;
+pub mod witness;
 
 pub use error::LabError;
 pub use lab::{KernelRoute, Lab, LabOptions, LabState, ProcessRecord, unique_prefix};

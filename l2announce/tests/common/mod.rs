@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use frr_lab::{Lab, LabOptions, NodeKind, Topology, lab_available, unique_prefix};
+use frr_lab::{Lab, LabOptions, NodeKind, Topology, lab_available, unique_prefix, witness};
 use l2announce::wire::{
     ArpPacket, ETHERTYPE_ARP, ETHERTYPE_IPV6, EthernetFrame, MacAddr, NdpMessage,
 };
@@ -117,10 +117,8 @@ impl L2Lab {
             .without_liveness();
         let mut macs = BTreeMap::new();
         for n in NODES.iter().chain(&["client"]) {
-            let out = lab
-                .exec_ok(n, "cat", &["/sys/class/net/eth1/address"])
-                .unwrap();
-            macs.insert(n.to_string(), out.trim().parse().unwrap());
+            let mac = witness::link_mac(&lab, n, "eth1").unwrap();
+            macs.insert(n.to_string(), mac.parse().unwrap());
         }
         Some(L2Lab {
             lab,
@@ -264,73 +262,32 @@ impl L2Lab {
     }
 
     pub fn link(&self, node: &str, up: bool) {
-        self.lab
-            .exec_ok(
-                node,
-                "ip",
-                &["link", "set", "eth1", if up { "up" } else { "down" }],
-            )
-            .unwrap();
+        witness::set_link(&self.lab, node, "eth1", up).unwrap();
     }
 
     /// The MACs that answered `arping -c COUNT` for `addr` from the client, one per reply.
     pub fn arping(&self, addr: &str, count: u32) -> Vec<MacAddr> {
-        let out = self
-            .lab
-            .exec(
-                "client",
-                "arping",
-                &["-c", &count.to_string(), "-W", "0.3", "-i", "eth1", addr],
-            )
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                l.split_once(" bytes from ")?
-                    .1
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
+        witness::arping(&self.lab, "client", "eth1", addr, count)
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.parse().ok())
             .collect()
     }
 
     /// The link-layer addresses of every advertisement `ndisc6 -m` got for `addr`.
     pub fn ndisc(&self, addr: &str) -> Vec<MacAddr> {
-        let out = self
-            .lab
-            .exec(
-                "client",
-                "ndisc6",
-                &["-m", "-n", "-r", "1", "-w", "500", addr, "eth1"],
-            )
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                l.trim()
-                    .strip_prefix("Target link-layer address: ")?
-                    .trim()
-                    .to_lowercase()
-                    .parse()
-                    .ok()
-            })
+        witness::ndisc(&self.lab, "client", "eth1", addr)
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.parse().ok())
             .collect()
     }
 
     /// The client's neighbour cache entry for `addr`.
     pub fn client_neighbour(&self, addr: &str) -> Option<MacAddr> {
-        let out = self
-            .lab
-            .exec_ok(
-                "client",
-                "ip",
-                &["-j", "neigh", "show", addr, "dev", "eth1"],
-            )
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_str(&out).ok()?;
-        v.as_array()?.first()?["lladdr"].as_str()?.parse().ok()
+        witness::neighbour(&self.lab, "client", "eth1", addr)?
+            .parse()
+            .ok()
     }
 
     /// Makes the client's kernel resolve `addr` (the ping itself gets no answer: nobody owns
