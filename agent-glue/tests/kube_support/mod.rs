@@ -163,6 +163,11 @@ impl Cluster {
 
     /// Starts `lbspeaker agent` for `node` on a client of its own.
     pub fn start_agent(&mut self, node: &str, status_report: bool) {
+        self.start_agent_with(node, status_report, true);
+    }
+
+    /// Starts `lbspeaker agent` for `node`, with or without the BGP control plane.
+    pub fn start_agent_with(&mut self, node: &str, status_report: bool, bgp: bool) {
         let client = client::over(
             self.server.service(),
             "default",
@@ -174,6 +179,7 @@ impl Cluster {
             node: node.into(),
             namespace: NS.into(),
             secrets_namespace: "kube-system".into(),
+            bgp,
             bgp_status_report: status_report,
             api: self.dir.path().join(format!("{node}.sock")),
             metrics_addr: None,
@@ -201,6 +207,11 @@ impl Cluster {
 
     /// Starts `lbspeaker operator` as `identity`.
     pub fn start_operator(&mut self, identity: &str, timers: Timers) {
+        self.start_operator_with(identity, timers, true);
+    }
+
+    /// Starts `lbspeaker operator` as `identity`, with or without its BGP share.
+    pub fn start_operator_with(&mut self, identity: &str, timers: Timers, bgp: bool) {
         let client = client::over(
             self.server.service(),
             "default",
@@ -213,6 +224,7 @@ impl Cluster {
             namespace: NS.into(),
             secrets_namespace: "kube-system".into(),
             leader_timers: timers,
+            bgp,
             l2_policy_conditions: true,
             api: self.dir.path().join(format!("{identity}.sock")),
             metrics_addr: None,
