@@ -92,7 +92,12 @@ impl Cluster {
             .insert(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
             .unwrap();
         for e in std::fs::read_dir(root().join("deploy/crds")).unwrap() {
-            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            // crdgen's *.yaml (not the kustomization beside them).
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(path).unwrap();
             for doc in tests::apiserver::documents(&text).unwrap() {
                 server.insert(doc).unwrap();
             }
