@@ -38,7 +38,7 @@ async fn without_the_bgp_control_plane_addresses_are_given_and_nothing_bgp_is_re
     })
     .await;
     // The agent has listed everything it reads and applied its first reconcile.
-    let api = ApiClient::new(&c.api_socket("node1"));
+    let api = ApiClient::new(c.api_socket("node1"));
     let status: StatusView = eventually("the agent ready", WAIT, async || {
         let s: StatusView = api.get("/v1/status").await.ok()?;
         s.ready.then_some(s)
