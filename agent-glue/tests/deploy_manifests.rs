@@ -306,7 +306,7 @@ fn every_value_of_the_chart_becomes_a_flag_lbspeaker_accepts() {
          bgpControlPlane: {enabled: true, statusReport: {enabled: false}, secretsNamespace: {name: bgp-secrets, create: true}}\n\
          l2announcements: {enabled: false, leaseDuration: 20s, leaseRenewDeadline: 8s, leaseRetryPeriod: 1s}\n\
          loadBalancer: {dataplane: best-effort, algorithm: maglev, dataplaneInterfaces: [eth0, eth1], dataplaneBackendInterfaces: [cni0]}\n\
-         bpf: {root: /run/bpffs, lbMapMax: 131072, ctTcpMax: 524288, ctAnyMax: 262144, sysAdminForOldKernels: true}\n\
+         bpf: {root: /run/bpffs, lbMapMax: 131072, ctTcpMax: 524288, ctAnyMax: 262144, sysAdmin: true}\n\
          maglev: {tableSize: 65521}\n\
          k8sClientRateLimit: {qps: 20, burst: 40, operator: {qps: 80, burst: 160}}\n\
          debug: {enabled: true}\n\

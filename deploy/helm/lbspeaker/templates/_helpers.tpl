@@ -39,7 +39,7 @@ accepted, as unquoted on/off are read as such). */}}
 {{- end }}
 {{- if ne (include "lbspeaker.dataplane" .) "off" }}
 - NET_ADMIN
-{{- if .Values.bpf.sysAdminForOldKernels }}
+{{- if .Values.bpf.sysAdmin }}
 - SYS_ADMIN
 {{- else }}
 - BPF
