@@ -311,7 +311,7 @@ fn every_value_of_the_chart_becomes_a_flag_lbspeaker_accepts() {
          k8sClientRateLimit: {qps: 20, burst: 40, operator: {qps: 80, burst: 160}}\n\
          debug: {enabled: true}\n\
          logFormat: json\n\
-         prometheus: {port: 19962}\n\
+         prometheus: {port: 19962, listenAddress: \"::\"}\n\
          extraArgs: [--l2-announce-count=3, --conntrack-gc-interval=1m]\n\
          extraEnv: []\n\
          operator:\n\
@@ -333,7 +333,7 @@ fn every_value_of_the_chart_becomes_a_flag_lbspeaker_accepts() {
     let agent = invocation(container(ds, "agent"));
     assert_invocation(&agent, "agent");
     for want in [
-        "--metrics-addr=0.0.0.0:19962",
+        "--metrics-addr=[::]:19962",
         "--bgp-secrets-namespace=bgp-secrets",
         "--bgp-status-report=false",
         "--l2-announcements=false",

@@ -47,3 +47,13 @@ accepted, as unquoted on/off are read as such). */}}
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* --metrics-addr's value from a prometheus block (listenAddress, port): IPv6 in brackets. */}}
+{{- define "lbspeaker.metricsAddr" -}}
+{{- $a := toString .listenAddress -}}
+{{- if contains ":" $a -}}
+[{{ $a }}]:{{ .port }}
+{{- else -}}
+{{ $a }}:{{ .port }}
+{{- end -}}
+{{- end -}}
