@@ -86,6 +86,11 @@ async fn without_the_bgp_control_plane_addresses_are_given_and_nothing_bgp_is_re
         "{sessions:?}"
     );
     assert!(
+        !status.roles.iter().any(|r| r == "bgp"),
+        "no BGP role: {:?}",
+        status.roles
+    );
+    assert!(
         status.problems.is_empty(),
         "nothing to complain about: {:?}",
         status.problems

@@ -241,6 +241,7 @@ pub async fn run(
         l2,
         dataplane,
         roles: opts.roles,
+        bgp: opts.bgp,
     });
 
     let (api_stop_tx, api_stop_rx) = watch::channel(false);
