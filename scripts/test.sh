@@ -18,5 +18,6 @@ if [ "${CARGO_DENY_ADVISORIES:-0}" = 1 ]; then
   cargo deny --locked check advisories
 fi
 echo "== cargo test"
-# Lab tests fail instead of skipping when they cannot run.
-FRR_LAB_REQUIRED=1 KUBECTL_REQUIRED=1 cargo test --workspace
+# Lab tests fail instead of skipping when they cannot run, and so do the deploy tests
+# without kubectl or helm.
+FRR_LAB_REQUIRED=1 KUBECTL_REQUIRED=1 HELM_REQUIRED=1 cargo test --workspace

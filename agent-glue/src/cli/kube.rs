@@ -51,6 +51,10 @@ pub struct AgentArgs {
     /// The Node this agent speaks for (the downward API's `spec.nodeName`).
     #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     pub node: String,
+    /// Run this node's BGP speaker (Cilium's `bgpControlPlane.enabled`); off, no BGP
+    /// resource or Secret is read and nothing is advertised (L2 announcements only).
+    #[arg(long, alias = "enable-bgp-control-plane", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bgp_control_plane: bool,
     /// Write this node's CiliumBGPNodeConfig status (Cilium's
     /// `bgpControlPlane.statusReport.enabled`); off clears what was written and writes nothing.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -81,6 +85,10 @@ pub struct OperatorArgs {
     /// How often standbys look at the Lease and the leader renews it.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     pub leader_election_retry_period: Duration,
+    /// Write the BGP conditions and every node's CiliumBGPNodeConfig (Cilium's
+    /// `bgpControlPlane.enabled`); off, no BGP resource or Secret is read or written.
+    #[arg(long, alias = "enable-bgp-control-plane", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bgp_control_plane: bool,
     /// Write the CiliumL2AnnouncementPolicy conditions (bad selectors, bad interface
     /// expressions) while leading; turn off with the agents' L2 announcements.
     #[arg(long, alias = "enable-l2-announcements", default_value_t = true, action = clap::ArgAction::Set)]
@@ -113,6 +121,7 @@ pub fn run_agent(args: AgentArgs, api: PathBuf) -> anyhow::Result<()> {
         node: args.node,
         namespace: args.kube.namespace,
         secrets_namespace: args.kube.bgp_secrets_namespace,
+        bgp: args.bgp_control_plane,
         bgp_status_report: args.bgp_status_report,
         api,
         metrics_addr: args.kube.metrics_addr,
@@ -149,6 +158,7 @@ pub fn run_operator(args: OperatorArgs, api: PathBuf) -> anyhow::Result<()> {
         namespace: args.kube.namespace,
         secrets_namespace: args.kube.bgp_secrets_namespace,
         leader_timers: timers,
+        bgp: args.bgp_control_plane,
         l2_policy_conditions: args.l2_announcements,
         api,
         metrics_addr: args.kube.metrics_addr,
@@ -206,5 +216,28 @@ mod tests {
         };
         assert!(parse(&[]));
         assert!(!parse(&["--l2-announcements", "false"]));
+    }
+
+    #[test]
+    fn both_roles_run_bgp_unless_told_not_to_under_either_name() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap() {
+            Cli::Agent(a) => a.bgp_control_plane,
+            Cli::Operator(o) => o.bgp_control_plane,
+        };
+        assert!(parse(&["lbspeaker", "agent", "--node", "n1"]));
+        assert!(parse(&["lbspeaker", "operator"]));
+        assert!(!parse(&[
+            "lbspeaker",
+            "agent",
+            "--node",
+            "n1",
+            "--bgp-control-plane=false"
+        ]));
+        assert!(!parse(&[
+            "lbspeaker",
+            "operator",
+            "--enable-bgp-control-plane",
+            "false"
+        ]));
     }
 }

@@ -100,6 +100,7 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
         l2,
         dataplane: args.dataplane.options(),
         roles: crate::daemon::Roles::default(),
+        bgp: true,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -45,6 +45,8 @@ pub struct DaemonBackend {
     pub dataplane: Option<crate::dataplane::DataplaneHandle>,
     /// The roles this process runs.
     pub roles: super::Roles,
+    /// The BGP control plane runs (`--bgp-control-plane`).
+    pub bgp: bool,
 }
 
 fn family(f: FamilyName) -> Family {
@@ -220,11 +222,13 @@ impl Backend for DaemonBackend {
             source: self.source.clone(),
             roles: {
                 let mut roles = Vec::new();
-                if self.roles.agent {
+                if self.roles.agent && self.bgp {
                     roles.push("bgp".to_string());
                 }
                 if self.roles.operator {
-                    roles.push(if leading {
+                    roles.push(if leading && !self.bgp {
+                        "operator (leader: LB-IPAM)".into()
+                    } else if leading {
                         "operator (leader: LB-IPAM, BGP conditions)".into()
                     } else {
                         "operator (standby)".into()

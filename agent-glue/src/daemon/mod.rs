@@ -61,6 +61,10 @@ pub struct RunOptions {
     pub dataplane: crate::dataplane::DataplaneOptions,
     /// Which roles this process runs (`lbspeaker run`: both).
     pub roles: Roles,
+    /// The BGP control plane (Cilium's `bgpControlPlane.enabled`): this node's speaker in
+    /// the agent role, the BGP conditions in the operator role. Off: neither runs, and the
+    /// API shows no peers.
+    pub bgp: bool,
 }
 
 /// The roles of a process: `lbspeaker run` runs both, `lbspeaker agent` only the node's
@@ -172,13 +176,15 @@ pub async fn run(
             Duration::from_secs(2),
             Some(ipam_tx),
         )));
-        operator_tasks.push(tokio::spawn(cluster_loop(
-            source.subscribe(),
-            leading.clone(),
-            sink.clone(),
-            opts.secrets_namespace.clone(),
-            problems_tx.clone(),
-        )));
+        if opts.bgp {
+            operator_tasks.push(tokio::spawn(cluster_loop(
+                source.subscribe(),
+                leading.clone(),
+                sink.clone(),
+                opts.secrets_namespace.clone(),
+                problems_tx.clone(),
+            )));
+        }
     }
 
     // L2 announcements: the policies' conditions (operator role) and this node's announcer
@@ -213,7 +219,7 @@ pub async fn run(
     };
 
     // The node's BGP agent.
-    let (agent, agent_task) = if opts.roles.agent {
+    let (agent, agent_task) = if opts.roles.agent && opts.bgp {
         let mut agent_opts = AgentOptions::new(&opts.node);
         agent_opts.secrets_namespace = opts.secrets_namespace.clone();
         agent_opts.status_report = opts.bgp_status_report;
@@ -235,6 +241,7 @@ pub async fn run(
         l2,
         dataplane,
         roles: opts.roles,
+        bgp: opts.bgp,
     });
 
     let (api_stop_tx, api_stop_rx) = watch::channel(false);

@@ -46,6 +46,8 @@ pub struct AgentConfig {
     pub namespace: String,
     /// Where `authSecretRef` Secrets live.
     pub secrets_namespace: String,
+    /// The BGP control plane (off: no speaker, and no BGP resource is read or written).
+    pub bgp: bool,
     /// Write the node's CiliumBGPNodeConfig status (off: cleared once, then never written).
     pub bgp_status_report: bool,
     /// The local API socket.
@@ -69,6 +71,9 @@ pub struct OperatorConfig {
     pub secrets_namespace: String,
     /// Leader election: lease duration, renew deadline, retry period.
     pub leader_timers: Timers,
+    /// The BGP control plane's share: conditions and CiliumBGPNodeConfigs (off: none, and no
+    /// BGP resource is read or written).
+    pub bgp: bool,
     /// Write the CiliumL2AnnouncementPolicy conditions while leading.
     pub l2_policy_conditions: bool,
     /// The local API socket.
@@ -107,6 +112,7 @@ fn run_options(
         l2_policy_conditions: false,
         dataplane: DataplaneOptions::default(),
         roles,
+        bgp: true,
     }
 }
 
@@ -193,10 +199,11 @@ pub async fn agent_with(
     config: AgentConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let source = KubeSource::start(
-        client.clone(),
-        SourceOptions::agent(&config.node, &config.secrets_namespace),
-    );
+    let mut source_opts = SourceOptions::agent(&config.node, &config.secrets_namespace);
+    if !config.bgp {
+        source_opts = source_opts.without_bgp();
+    }
+    let source = KubeSource::start(client.clone(), source_opts);
     let events = EventPublisher::start(client.clone(), AGENT_CONTROLLER, &config.node);
     let sink: Arc<dyn StatusSink> = Arc::new(KubeSink::new(
         client.clone(),
@@ -205,7 +212,7 @@ pub async fn agent_with(
         Some(events),
     ));
     let mut tasks = vec![scale_rate(source.subscribe(), limit)];
-    if !config.bgp_status_report {
+    if config.bgp && !config.bgp_status_report {
         tasks.push(clear_status(
             client.clone(),
             source.subscribe(),
@@ -224,6 +231,7 @@ pub async fn agent_with(
             agent: true,
         },
     );
+    opts.bgp = config.bgp;
     opts.bgp_status_report = config.bgp_status_report;
     opts.dataplane = config.dataplane;
     opts.l2 = config.l2.map(|settings| {
@@ -251,10 +259,11 @@ pub async fn operator_with(
     config: OperatorConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let source = KubeSource::start(
-        client.clone(),
-        SourceOptions::operator(&config.secrets_namespace),
-    );
+    let mut source_opts = SourceOptions::operator(&config.secrets_namespace);
+    if !config.bgp {
+        source_opts = source_opts.without_bgp();
+    }
+    let source = KubeSource::start(client.clone(), source_opts);
     let events = EventPublisher::start(client.clone(), OPERATOR_CONTROLLER, &config.identity);
     let sink: Arc<dyn StatusSink> = Arc::new(KubeSink::new(
         client.clone(),
@@ -272,16 +281,17 @@ pub async fn operator_with(
         Some(events),
     );
     let leading = leader.subscribe();
-    let tasks = Tasks(vec![
-        scale_rate(source.subscribe(), limit),
-        tokio::spawn(super::nodeconfig::run(
+    let mut tasks = vec![scale_rate(source.subscribe(), limit)];
+    if config.bgp {
+        tasks.push(tokio::spawn(super::nodeconfig::run(
             source.subscribe(),
             leading.clone(),
             client.clone(),
             config.secrets_namespace.clone(),
             Duration::from_secs(2),
-        )),
-    ]);
+        )));
+    }
+    let tasks = Tasks(tasks);
     let mut opts = run_options(
         &config.identity,
         config.api,
@@ -293,6 +303,7 @@ pub async fn operator_with(
         },
     );
     opts.l2_policy_conditions = config.l2_policy_conditions;
+    opts.bgp = config.bgp;
     let source: Arc<dyn Source> = Arc::new(source);
     let r = crate::daemon::run(source, sink, leading, opts, shutdown).await;
     drop(tasks);

@@ -81,6 +81,29 @@ impl SourceOptions {
     }
 }
 
+impl SourceOptions {
+    /// The kinds only the BGP control plane reads (its configuration, the node configs, pod
+    /// IP pools and the peers' Secrets).
+    pub const BGP_KINDS: [Kind; 7] = [
+        Kind::BgpClusterConfig,
+        Kind::BgpPeerConfig,
+        Kind::BgpAdvertisement,
+        Kind::BgpNodeConfig,
+        Kind::BgpNodeConfigOverride,
+        Kind::PodIpPool,
+        Kind::Secret,
+    ];
+
+    /// The same view without what only BGP reads (`--bgp-control-plane=false`): none of
+    /// those kinds is listed or watched, so nothing BGP is ever requested.
+    pub fn without_bgp(mut self) -> SourceOptions {
+        for k in Self::BGP_KINDS {
+            self.kinds.remove(&k);
+        }
+        self
+    }
+}
+
 /// One watcher's identity: a kind, or one Secret.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum WatchId {

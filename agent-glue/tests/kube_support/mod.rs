@@ -92,7 +92,12 @@ impl Cluster {
             .insert(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
             .unwrap();
         for e in std::fs::read_dir(root().join("deploy/crds")).unwrap() {
-            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            // crdgen's *.yaml (not the kustomization beside them).
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(path).unwrap();
             for doc in tests::apiserver::documents(&text).unwrap() {
                 server.insert(doc).unwrap();
             }
@@ -163,6 +168,11 @@ impl Cluster {
 
     /// Starts `lbspeaker agent` for `node` on a client of its own.
     pub fn start_agent(&mut self, node: &str, status_report: bool) {
+        self.start_agent_with(node, status_report, true);
+    }
+
+    /// Starts `lbspeaker agent` for `node`, with or without the BGP control plane.
+    pub fn start_agent_with(&mut self, node: &str, status_report: bool, bgp: bool) {
         let client = client::over(
             self.server.service(),
             "default",
@@ -174,6 +184,7 @@ impl Cluster {
             node: node.into(),
             namespace: NS.into(),
             secrets_namespace: "kube-system".into(),
+            bgp,
             bgp_status_report: status_report,
             api: self.dir.path().join(format!("{node}.sock")),
             metrics_addr: None,
@@ -201,6 +212,11 @@ impl Cluster {
 
     /// Starts `lbspeaker operator` as `identity`.
     pub fn start_operator(&mut self, identity: &str, timers: Timers) {
+        self.start_operator_with(identity, timers, true);
+    }
+
+    /// Starts `lbspeaker operator` as `identity`, with or without its BGP share.
+    pub fn start_operator_with(&mut self, identity: &str, timers: Timers, bgp: bool) {
         let client = client::over(
             self.server.service(),
             "default",
@@ -213,6 +229,7 @@ impl Cluster {
             namespace: NS.into(),
             secrets_namespace: "kube-system".into(),
             leader_timers: timers,
+            bgp,
             l2_policy_conditions: true,
             api: self.dir.path().join(format!("{identity}.sock")),
             metrics_addr: None,
