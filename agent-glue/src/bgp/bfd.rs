@@ -218,3 +218,63 @@ impl BfdRunner {
         self.publish();
     }
 }
+
+/// A diagnostic by its kebab-case name (`control-detection-time-expired`), as the
+/// harness and the JSON of the BFD manager name it.
+fn diag(d: bgp::bfd::Diagnostic) -> String {
+    match serde_json::to_value(d) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => d.to_string(),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What `lbspeaker bfd peers` shows: every session of the running manager, if one runs.
+pub async fn view(node: &str, handle: &BfdHandle) -> crate::api::BfdView {
+    let manager = handle.lock().ok().and_then(|m| m.clone());
+    let Some(m) = manager else {
+        return crate::api::BfdView::default();
+    };
+    let Ok((sessions, c)) = m.sessions_and_counters().await else {
+        return crate::api::BfdView::default();
+    };
+    crate::api::BfdView {
+        running: true,
+        sessions: sessions
+            .into_iter()
+            .map(|s| crate::api::BfdSessionView {
+                node: node.to_owned(),
+                peers: s
+                    .clients
+                    .iter()
+                    .map(|c| format!("{}/{}", c.instance, c.peer))
+                    .collect(),
+                peer_address: s.remote.to_string(),
+                local_address: s.local.map(|a| a.to_string()),
+                state: s.status.state.to_string(),
+                remote_state: s.status.remote_state.to_string(),
+                local_diag: diag(s.status.local_diag),
+                remote_diag: diag(s.status.remote_diag),
+                transmit_interval_ms: ms(s.profile.transmit_interval),
+                receive_interval_ms: ms(s.profile.receive_interval),
+                detect_multiplier: s.profile.detect_multiplier,
+                detection_time_ms: s.status.detection_time.map(ms),
+                remote_detect_multiplier: s.status.remote_detect_mult,
+                uptime_seconds: s.up_for.map(|d| d.as_secs()),
+                held_down_ms: s.held_for.map(ms),
+                flaps: s.status.flaps,
+                bgp_resets: s.bgp_resets,
+                packets_in: s.status.packets_in,
+                packets_out: s.status.packets_out,
+                error: s.error,
+            })
+            .collect(),
+        bad_ttl: c.bad_ttl,
+        malformed: c.malformed,
+        unknown_session: c.unknown_session,
+        send_errors: c.send_errors,
+    }
+}

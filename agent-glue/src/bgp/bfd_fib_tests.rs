@@ -357,3 +357,140 @@ fn the_peer_config_says_whether_its_bfd_profile_exists_and_only_when_it_names_on
     )]);
     assert_eq!(condition(&snap), None);
 }
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two peers on loopback (nobody answers: BGP stays Active), each with its own peer config
+/// and profile; passive profiles, so that no BFD packet is ever sent.
+fn two_peers(bgp_port: u16, a: Option<&str>, b: Option<&str>, fast_tx: u32) -> String {
+    let ann = |p: Option<&str>| {
+        p.map(|n| format!("\n  annotations: {{lbspeaker.io/bfd-profile: {n}}}"))
+            .unwrap_or_default()
+    };
+    format!(
+        "apiVersion: cilium.io/v2\nkind: CiliumBGPClusterConfig\nmetadata: {{name: c}}\nspec:\n  bgpInstances:\n  - name: i\n    localASN: 65001\n    peers:\n    - {{name: a, peerASN: 65000, peerAddress: 127.0.0.2, peerConfigRef: {{name: pa}}}}\n    - {{name: b, peerASN: 65000, peerAddress: 127.0.0.3, peerConfigRef: {{name: pb}}}}\n---\n\
+         apiVersion: cilium.io/v2\nkind: CiliumBGPPeerConfig\nmetadata:\n  name: pa{}\nspec: {{transport: {{peerPort: {bgp_port}}}}}\n---\n\
+         apiVersion: cilium.io/v2\nkind: CiliumBGPPeerConfig\nmetadata:\n  name: pb{}\nspec: {{transport: {{peerPort: {bgp_port}}}}}\n---\n\
+         apiVersion: lbspeaker.io/v1alpha1\nkind: BFDProfile\nmetadata: {{name: slow}}\nspec: {{passiveMode: true, transmitInterval: 1000, receiveInterval: 1000}}\n---\n\
+         apiVersion: lbspeaker.io/v1alpha1\nkind: BFDProfile\nmetadata: {{name: fast}}\nspec: {{passiveMode: true, transmitInterval: {fast_tx}}}\n---\n\
+         apiVersion: v1\nkind: Node\nmetadata: {{name: node1}}\nstatus: {{addresses: [{{type: InternalIP, address: 127.0.0.1}}]}}\n",
+        ann(a),
+        ann(b)
+    )
+}
+
+async fn sessions(h: &super::agent::AgentHandle) -> Option<Vec<bgp::bfd::BfdSessionInfo>> {
+    let m = h.bfd.lock().unwrap().clone()?;
+    m.sessions().await.ok()
+}
+
+/// Peer name to (local discriminator, transmit interval ms, flaps).
+type ByPeer = BTreeMap<String, (u32, u128, u32)>;
+
+async fn by_peer(h: &super::agent::AgentHandle) -> ByPeer {
+    sessions(h)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            (
+                s.clients[0].peer.clone(),
+                (
+                    s.status.local_discriminator,
+                    s.profile.transmit_interval.as_millis(),
+                    s.status.flaps,
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bfd_sessions_follow_the_manifests_and_a_change_touches_only_its_own_peer() {
+    use crate::source::{Source, StatusSink};
+    let bgp_port = free_udp_port();
+    let store = MemoryStore::new();
+    assert!(
+        store
+            .apply_yaml(&two_peers(bgp_port, Some("slow"), Some("fast"), 300))
+            .is_empty()
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sink: std::sync::Arc<dyn StatusSink> = std::sync::Arc::new(store.clone());
+    let mut opts = super::agent::AgentOptions::new("node1");
+    opts.bfd = bgp::bfd::BfdManagerConfig {
+        port: free_udp_port(),
+        listen_addresses: vec!["127.0.0.1".parse().unwrap()],
+    };
+    let (h, task) = super::agent::spawn(store.subscribe(), sink, opts, stop_rx);
+    let until = async |what: &str, f: &dyn Fn(&ByPeer) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let s = by_peer(&h).await;
+            if f(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}: {s:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let first = until("two sessions", &|s| s.len() == 2).await;
+    assert_eq!((first["a"].1, first["b"].1), (1000, 300));
+    assert!(
+        h.view.borrow().errors.is_empty(),
+        "{:?}",
+        h.view.borrow().errors
+    );
+
+    // The fast profile changes: b's session takes it in place, a's is untouched.
+    store.apply_yaml(&two_peers(bgp_port, Some("slow"), Some("fast"), 150));
+    let s = until("b at 150 ms", &|s| s.get("b").is_some_and(|b| b.1 == 150)).await;
+    assert_eq!(s["a"], first["a"], "a untouched");
+    assert_eq!(
+        s["b"].0, first["b"].0,
+        "b kept its session (same discriminator)"
+    );
+    assert_eq!(s["b"].2, 0, "no flap");
+
+    // a's peer config drops the annotation: its session goes, b's stays.
+    store.apply_yaml(&two_peers(bgp_port, None, Some("fast"), 150));
+    let s = until("only b", &|s| s.len() == 1).await;
+    assert_eq!(s["b"].0, first["b"].0);
+
+    // b's profile is deleted: a problem, and no BFD at all (the manager stops).
+    store.delete(
+        crate::source::Kind::BfdProfile,
+        &crate::source::ObjectKey::cluster("fast"),
+    );
+    let start = std::time::Instant::now();
+    while h.bfd.lock().unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the manager still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let errors = h.view.borrow().errors.clone();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("BFDProfile fast") && e.contains("does not exist")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        h.speaker.peer_states("i").await.unwrap().len(),
+        2,
+        "both BGP peers run on"
+    );
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+}

@@ -105,11 +105,15 @@ pub fn want(cc: &CiliumBGPClusterConfig, instance: &str) -> Result<FibWant, Stri
 }
 
 /// The installers of the agent as the API reads them, by instance.
-pub type FibHandles = Arc<Mutex<BTreeMap<String, Arc<FibInstaller>>>>;
+pub type FibHandles = Arc<Mutex<BTreeMap<String, Running>>>;
 
-struct Running {
-    config: FibConfig,
-    installer: Arc<FibInstaller>,
+/// One installer and the configuration it was started with.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// As the annotations gave it.
+    pub config: FibConfig,
+    /// The installer.
+    pub installer: Arc<FibInstaller>,
 }
 
 /// Keeps one [`FibInstaller`] per instance that installs routes.
@@ -148,11 +152,7 @@ impl FibRunner {
 
     fn publish(&self) {
         if let Ok(mut s) = self.shared.lock() {
-            *s = self
-                .running
-                .iter()
-                .map(|(n, r)| (n.clone(), r.installer.clone()))
-                .collect();
+            s.clone_from(&self.running);
         }
     }
 
@@ -263,4 +263,79 @@ impl FibRunner {
         }
         self.publish();
     }
+}
+
+/// `via GATEWAY dev LINK` as `ip route` prints a next hop.
+fn next_hop(h: &bgp::fib::NextHop) -> String {
+    let dev = nix::net::if_::if_indextoname(h.ifindex)
+        .ok()
+        .and_then(|n| n.into_string().ok())
+        .unwrap_or_else(|| format!("if{}", h.ifindex));
+    match h.gateway {
+        Some(g) => format!("via {g} dev {dev}"),
+        None => format!("dev {dev}"),
+    }
+}
+
+/// What `lbspeaker fib routes` shows: each installer's status.
+pub async fn views(node: &str, handles: &FibHandles) -> Vec<crate::api::FibView> {
+    let installers: Vec<(String, Running)> = handles
+        .lock()
+        .map(|m| m.iter().map(|(n, r)| (n.clone(), r.clone())).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (instance, running) in installers {
+        let Ok(st) = running.installer.status().await else {
+            continue;
+        };
+        out.push(crate::api::FibView {
+            node: node.to_owned(),
+            instance,
+            table: st.table,
+            protocol: st.protocol,
+            metric: st.metric,
+            accept: running
+                .config
+                .accept
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            converged: st.converged,
+            wanted: st.wanted,
+            routes: st
+                .routes
+                .iter()
+                .map(|r| crate::api::FibRouteView {
+                    prefix: r.dst.to_string(),
+                    next_hops: r.next_hops.iter().map(next_hop).collect(),
+                })
+                .collect(),
+            conflicts: st.conflicts.iter().map(ToString::to_string).collect(),
+            unresolved: st
+                .unresolved
+                .iter()
+                .map(|(p, why)| match why {
+                    bgp::fib::plan::Unresolved::NoRoute { next_hops } => format!(
+                        "{p}: no route to its next hop{} {}",
+                        if next_hops.len() > 1 { "s" } else { "" },
+                        next_hops
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    bgp::fib::plan::Unresolved::NextHopIsLocal { next_hop } => {
+                        format!("{p}: its next hop {next_hop} is an address of this node")
+                    }
+                })
+                .collect(),
+            found_at_start: st.found_at_start,
+            adopted: st.adopted,
+            added: st.added,
+            replaced: st.replaced,
+            deleted: st.deleted,
+            last_error: st.last_error,
+        });
+    }
+    out
 }
