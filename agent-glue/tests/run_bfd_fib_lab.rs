@@ -28,7 +28,7 @@ mod lab;
 
 use std::time::{Duration, Instant};
 
-use fib_bfd_common::{frr_configure, our_dsts, ours, ping_within};
+use fib_bfd_common::{frr_bfd_peers, frr_bfd_status, frr_configure, our_dsts, ours, ping_within};
 use frr_lab::{Lab, Topology, daemons, lab_available};
 use lab::*;
 use nix::sys::signal::Signal;
@@ -394,5 +394,235 @@ fn with_install_routes_the_nodes_install_each_others_pod_cidrs_and_pods_talk_thr
         "the operator's route is untouched"
     );
     assert!(lbspeaker_json(&lab, "node1", &["fib", "routes"]) == Value::Array(vec![]));
+    lab.down().unwrap();
+}
+
+/// Polls the tor's kernel (every few milliseconds) until `dst` is gone; the time it took.
+fn until_gone_from_tor(lab: &Lab, dst: &str, since: Instant) -> Duration {
+    loop {
+        if kernel_gateways(lab, "tor", dst).is_none() {
+            return since.elapsed();
+        }
+        assert!(since.elapsed() < TIMEOUT, "{dst} still in the tor's kernel");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn switch_port(lab: &Lab, port: &str, up: bool) {
+    lab.exec_ok(
+        "sw1",
+        "ip",
+        &["link", "set", "dev", port, if up { "up" } else { "down" }],
+    )
+    .unwrap();
+}
+
+/// Our BFD session of a node toward the tor, as `lbspeaker bfd peers -o json` shows it.
+fn our_bfd(lab: &Lab, node: &str) -> Value {
+    lbspeaker_json(lab, node, &["bfd", "peers"])["sessions"]
+        .get(0)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn wait_bfd_up(lab: &Lab, node: &str, address: &str) {
+    wait(
+        &format!("BFD Up between {node} and the tor"),
+        TIMEOUT,
+        |last| {
+            let (ours, frr) = (our_bfd(lab, node), frr_bfd_status(lab, "tor", address));
+            *last = format!("ours {ours}, FRR {frr}");
+            (ours["state"] == "up" && frr == "up").then_some(())
+        },
+    );
+}
+
+/// Why FRR last reset a neighbour.
+fn frr_last_reset(lab: &Lab, peer: &str) -> String {
+    let v = lab
+        .vtysh_json("tor", &format!("show bgp neighbors {peer} json"))
+        .unwrap_or_default();
+    let n = &v[peer];
+    format!(
+        "{} / {} / {}",
+        n["lastResetDueTo"].as_str().unwrap_or_default(),
+        n["lastNotificationReason"].as_str().unwrap_or_default(),
+        n["lastErrorCodeSubcode"].as_str().unwrap_or_default()
+    )
+}
+
+#[test]
+fn bfd_through_the_daemon_takes_a_cut_nodes_routes_off_the_tor_long_before_the_hold_timer() {
+    if !lab_available() {
+        return;
+    }
+    let mut lab = up("rb", seed(true));
+    all_established(&lab, "tor", 4);
+    for (node, addr) in &NODES[..3] {
+        wait_bfd_up(&lab, node, addr);
+    }
+    // FRR's view: single hop, 300 ms x 3 from us, our discriminator.
+    let frr = &frr_bfd_peers(&lab, "tor")["192.168.10.100"];
+    let ours = our_bfd(&lab, "node1");
+    eprintln!("FRR: {frr}\nours: {ours}");
+    assert_eq!(frr["multihop"], false);
+    assert_eq!(frr["remote-transmit-interval"], 300);
+    assert_eq!(frr["remote-receive-interval"], 300);
+    assert_eq!(frr["remote-detect-multiplier"], 3);
+    assert_eq!(
+        ours["peers"],
+        serde_json::json!(["instance-65001/tor-switch"])
+    );
+    assert_eq!(ours["detectionTimeMs"], 900);
+    let table = lab
+        .exec_ok("node1", "lbspeaker", &["bfd", "peers"])
+        .unwrap();
+    eprintln!("$ lbspeaker bfd peers (node1)\n{table}");
+    // node4 peers through the tor (multihop): no BFD, said so, BGP unaffected.
+    let st4 = lbspeaker_json(&lab, "node4", &["status"]);
+    assert!(
+        st4["problems"]
+            .to_string()
+            .contains("multihop BFD (RFC 5883) is not implemented"),
+        "{st4}"
+    );
+    assert_eq!(
+        lbspeaker_json(&lab, "node4", &["bfd", "peers"])["running"],
+        false
+    );
+
+    wait_kernel(&lab, "172.20.0.0/24", &["192.168.10.100"]);
+    for (i, (node, _)) in NODES.iter().enumerate() {
+        wait_ours(&lab, node, &others(i), "FIB installation on as well");
+    }
+    let counts = all_established(&lab, "tor", 4);
+
+    // Cut node1's switch port: the tor's BFD (300 ms x 3) takes its BGP session down and the
+    // route out of its kernel; ours does the same on node1, whose routes from the tor go
+    // with the session (Cease / BFD Down in a Hard Reset: nothing kept stale).
+    let cut = Instant::now();
+    switch_port(&lab, "node1", false);
+    let tor_gone = until_gone_from_tor(&lab, "172.20.0.0/24", cut);
+    let node_gone =
+        wait_ours(&lab, "node1", &[], "node1's routes gone with its session") + tor_gone;
+    eprintln!(
+        "BFD 300 ms x 3: node1's link cut, its PodCIDR out of the tor's kernel after {:.0} ms; node1's installed routes gone after {:.0} ms (polled)",
+        tor_gone.as_secs_f64() * 1000.0,
+        node_gone.as_secs_f64() * 1000.0
+    );
+    // The hold timer (9 s, keepalives every 3 s) cannot have fired before 6 s.
+    assert!(tor_gone < Duration::from_secs(6), "{tor_gone:?}: not BFD");
+    let why = frr_last_reset(&lab, "192.168.10.100");
+    assert!(why.to_lowercase().contains("bfd"), "FRR's reset: {why}");
+    // Ours: down, reset by BFD (Cease / BFD Down inside a Hard Reset, RFC 8538).
+    let p = lbspeaker_json(&lab, "node1", &["bgp", "peers"]);
+    assert_ne!(p[0]["sessionState"], "established");
+    eprintln!("node1's BGP: {}", p[0]["lastError"]);
+    let b = our_bfd(&lab, "node1");
+    assert_eq!(b["localDiag"], "control-detection-time-expired", "{b}");
+    assert_eq!(
+        (b["bgpResets"].as_u64(), b["flaps"].as_u64()),
+        (Some(1), Some(1)),
+        "{b}"
+    );
+    for (addr, c) in counts.iter().filter(|(a, _)| *a != "192.168.10.100") {
+        assert_eq!(
+            sessions(&lab, "tor")[addr],
+            ("Established".to_string(), *c),
+            "{addr}"
+        );
+    }
+
+    // The link back: BGP, BFD and every route back.
+    switch_port(&lab, "node1", true);
+    wait_bfd_up(&lab, "node1", "192.168.10.100");
+    wait_kernel(&lab, "172.20.0.0/24", &["192.168.10.100"]);
+    wait_ours(&lab, "node1", &others(0), "node1's routes back");
+    let counts = all_established(&lab, "tor", 4);
+
+    // The profile goes to 100 ms x 3, and the tor's too (each side's detection time is
+    // bounded by its own receive interval): applied in place (Poll Sequences), no BGP
+    // session reset, no BFD flap.
+    write_manifest(&lab, "bfd.yaml", &PROFILE.replace(": 300", ": 100"));
+    frr_configure(
+        &lab,
+        "tor",
+        &[
+            "bfd",
+            "profile fast",
+            "transmit-interval 100",
+            "receive-interval 100",
+            "exit",
+            "exit",
+            "router bgp 65000",
+            "neighbor CILIUM bfd profile fast",
+        ],
+    );
+    for (_, addr) in &NODES[..3] {
+        wait(&format!("100 ms both ways with {addr}"), TIMEOUT, |last| {
+            let p = frr_bfd_peers(&lab, "tor")[*addr].clone();
+            *last = p.to_string();
+            (p["remote-transmit-interval"] == 100
+                && p["receive-interval"] == 100
+                && p["status"] == "up")
+                .then_some(())
+        });
+    }
+    assert_eq!(
+        all_established(&lab, "tor", 4),
+        counts,
+        "no BGP session reset"
+    );
+    for (node, flaps) in [("node1", 1), ("node2", 0), ("node3", 0)] {
+        let b = our_bfd(&lab, node);
+        assert_eq!(b["flaps"].as_u64(), Some(flaps), "{node}: {b}");
+        assert_eq!(b["transmitIntervalMs"], 100);
+    }
+
+    // Cut node2's port at 100 ms x 3.
+    let cut = Instant::now();
+    switch_port(&lab, "node2", false);
+    let tor_gone = until_gone_from_tor(&lab, "172.20.1.0/24", cut);
+    eprintln!(
+        "BFD 100 ms x 3: node2's link cut, its PodCIDR out of the tor's kernel after {:.0} ms",
+        tor_gone.as_secs_f64() * 1000.0
+    );
+    assert!(tor_gone < Duration::from_secs(6), "{tor_gone:?}: not BFD");
+    assert_eq!(
+        wait_kernel(
+            &lab,
+            "172.16.1.1",
+            &["192.168.10.100", "192.168.10.102", "192.168.20.100"]
+        )
+        .as_secs(),
+        0
+    );
+    switch_port(&lab, "node2", true);
+    wait_bfd_up(&lab, "node2", "192.168.10.101");
+    wait_kernel(&lab, "172.20.1.0/24", &["192.168.10.101"]);
+
+    // SIGTERM with graceful restart: BGP is closed first, then BFD sends AdminDown (FRR 8.4
+    // takes AdminDown for a failure, RFC 5882 notwithstanding, but finds the session already
+    // in graceful-restart helper mode): the tor keeps node3's route, stale.
+    let pid = lbspeaker_pids(&lab)["node3"];
+    lab.signal(pid, Signal::SIGTERM).unwrap();
+    wait("node3's route stale on the tor", TIMEOUT, |last| {
+        let p = bgp_paths(&lab, "tor", "172.20.2.0/24");
+        *last = format!("{p:?}");
+        (p.len() == 1 && p[0]["stale"] == Value::Bool(true)).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        kernel_gateways(&lab, "tor", "172.20.2.0/24"),
+        Some(ips(&["192.168.10.102"])),
+        "kept over the restart: {}",
+        frr_last_reset(&lab, "192.168.10.102")
+    );
+    daemons::restart(&mut lab, "node3").unwrap();
+    wait_bfd_up(&lab, "node3", "192.168.10.102");
+    wait("node3's route fresh", TIMEOUT, |_| {
+        let p = bgp_paths(&lab, "tor", "172.20.2.0/24");
+        (p.len() == 1 && p[0].get("stale").is_none()).then_some(())
+    });
     lab.down().unwrap();
 }

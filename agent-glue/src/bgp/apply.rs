@@ -309,7 +309,6 @@ impl BgpAgent {
     /// (with a shutdown communication) to peers without graceful restart, just closing the
     /// sessions of peers with it, so that they keep our routes until we are back.
     pub async fn shutdown(&mut self) {
-        self.bfd.shutdown().await;
         let keep: BTreeSet<String> = self
             .applied
             .iter()
@@ -338,6 +337,9 @@ impl BgpAgent {
             }
         );
         self.speaker.shutdown(StopMode::GracefulRestart).await;
+        // BFD last: a peer that takes AdminDown for a failure (FRR 8.4 does) then finds the
+        // BGP session already closed (in graceful-restart helper mode, or after our Cease).
+        self.bfd.shutdown().await;
         self.applied.clear();
     }
 
