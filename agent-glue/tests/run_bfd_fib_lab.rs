@@ -366,7 +366,8 @@ fn with_install_routes_the_nodes_install_each_others_pod_cidrs_and_pods_talk_thr
         let fib = lbspeaker_json(&lab, "node1", &["fib", "routes"]);
         *last = fib.to_string();
         let f = fib.get(0)?.clone();
-        (f["converged"] == true).then_some(f)
+        // Converged (End-of-RIB from the tor) and the tor's routes read.
+        (f["converged"] == true && f["wanted"] == 3).then_some(f)
     });
     assert_eq!(
         (
