@@ -42,6 +42,13 @@ enum Command {
     /// The eBPF service dataplane.
     #[command(subcommand)]
     Lb(LbCommand),
+    /// BFD sessions of the BGP peers that ask for them (a BFDProfile named by the peer config).
+    #[command(subcommand)]
+    Bfd(BfdCommand),
+    /// Received routes installed in the kernel (ClusterConfig annotation
+    /// lbspeaker.io/install-routes).
+    #[command(subcommand)]
+    Fib(FibCommand),
     /// The daemon at a glance.
     Status,
     /// Convert another load balancer's configuration into cilium.io manifests.
@@ -61,6 +68,19 @@ enum IpamCommand {
 enum LbCommand {
     /// The dataplane's services: SERVICE ADDRESS, BACKEND ADDRESS (REVNAT_ID) (SLOT), flags.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum BfdCommand {
+    /// Sessions: peer address, BGP peers, state, diagnostic, intervals, detection time, uptime,
+    /// flaps, BGP resets.
+    Peers,
+}
+
+#[derive(Debug, Subcommand)]
+enum FibCommand {
+    /// Our routes in the kernel per instance, and what is not installed and why.
+    Routes,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +110,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ipam(IpamCommand::Services) => query::run(q, Query::Services)?,
         Command::L2(L2Command::Leases) => query::run(q, Query::Leases)?,
         Command::Lb(LbCommand::List) => query::run(q, Query::LbList)?,
+        Command::Bfd(BfdCommand::Peers) => query::run(q, Query::BfdPeers)?,
+        Command::Fib(FibCommand::Routes) => query::run(q, Query::FibRoutes)?,
         Command::Status => query::run(q, Query::Status)?,
         Command::Convert(cmd) => {
             // Everything that converted is printed even when something else could not be.

@@ -27,6 +27,14 @@
 //! | `lbspeaker_dataplane_packets_total` | node, counter | the programs' counters (translated, established, reversed, icmp, no_backend, snat_fail, redirect, fragment) |
 //! | `lbspeaker_dataplane_conntrack_flows` | node | flows the last GC pass kept |
 //! | `lbspeaker_dataplane_conntrack_gc_deleted_total` | node | conntrack entries GC deleted |
+//! | `lbspeaker_bfd_session_state` | node, peer_address, peers | 1 when the BFD session is Up |
+//! | `lbspeaker_bfd_session_flaps_total` | node, peer_address | Up to Down transitions |
+//! | `lbspeaker_bfd_bgp_resets_total` | node, peer_address | BGP sessions the BFD session reset |
+//! | `lbspeaker_bfd_discarded_packets_total` | node, reason (bad_ttl, malformed, unknown_session) | received datagrams discarded |
+//! | `lbspeaker_bfd_send_errors_total` | node | Control packets that could not be sent |
+//! | `lbspeaker_fib_routes` | node, instance, table | our routes in the kernel |
+//! | `lbspeaker_fib_not_installed` | node, instance, reason (conflict, unresolved) | accepted prefixes not installed |
+//! | `lbspeaker_fib_operations_total` | node, instance, op (add, replace, delete) | kernel route operations |
 
 use std::sync::Arc;
 
@@ -135,6 +143,8 @@ pub async fn render<B: Backend>(backend: &B) -> String {
     if let Some(d) = backend.dataplane_metrics().await {
         register_dataplane(&mut registry, &status.node, &d);
     }
+    register_bfd(&mut registry, &status.node, &backend.bfd().await);
+    register_fib(&mut registry, &backend.fib().await);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
@@ -309,6 +319,99 @@ fn register_dataplane(registry: &mut Registry, node: &str, d: &crate::dataplane:
         "dataplane_conntrack_gc_deleted",
         "Conntrack entries GC deleted",
         counter(v.gc_deleted_total),
+    );
+}
+
+fn register_bfd(registry: &mut Registry, node: &str, v: &crate::api::BfdView) {
+    if !v.running {
+        return;
+    }
+    let state = Family::<Labels, Gauge>::default();
+    let flaps = Family::<Labels, Counter>::default();
+    let resets = Family::<Labels, Counter>::default();
+    for s in &v.sessions {
+        let l = labels(&[("node", node), ("peer_address", &s.peer_address)]);
+        let mut with_peers = l.clone();
+        with_peers.push(("peers".into(), s.peers.join(",")));
+        state
+            .get_or_create(&with_peers)
+            .set(i64::from(s.state == "up"));
+        flaps.get_or_create(&l).inc_by(u64::from(s.flaps));
+        resets.get_or_create(&l).inc_by(u64::from(s.bgp_resets));
+    }
+    registry.register("bfd_session_state", "1 when the BFD session is Up", state);
+    registry.register("bfd_session_flaps", "BFD Up to Down transitions", flaps);
+    registry.register(
+        "bfd_bgp_resets",
+        "BGP sessions reset because their BFD session went down",
+        resets,
+    );
+    let discarded = Family::<Labels, Counter>::default();
+    for (reason, n) in [
+        ("bad_ttl", v.bad_ttl),
+        ("malformed", v.malformed),
+        ("unknown_session", v.unknown_session),
+    ] {
+        discarded
+            .get_or_create(&labels(&[("node", node), ("reason", reason)]))
+            .inc_by(n);
+    }
+    registry.register(
+        "bfd_discarded_packets",
+        "Received BFD datagrams discarded",
+        discarded,
+    );
+    let send = Family::<Labels, Counter>::default();
+    send.get_or_create(&labels(&[("node", node)]))
+        .inc_by(v.send_errors);
+    registry.register(
+        "bfd_send_errors",
+        "BFD Control packets that could not be sent",
+        send,
+    );
+}
+
+fn register_fib(registry: &mut Registry, views: &[crate::api::FibView]) {
+    if views.is_empty() {
+        return;
+    }
+    let routes = Family::<Labels, Gauge>::default();
+    let missing = Family::<Labels, Gauge>::default();
+    let ops = Family::<Labels, Counter>::default();
+    let int = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+    for f in views {
+        let base = [("node", f.node.as_str()), ("instance", f.instance.as_str())];
+        let mut l = labels(&base);
+        l.push(("table".into(), f.table.to_string()));
+        routes.get_or_create(&l).set(int(f.routes.len()));
+        for (reason, n) in [
+            ("conflict", f.conflicts.len()),
+            ("unresolved", f.unresolved.len()),
+        ] {
+            let mut l = labels(&base);
+            l.push(("reason".into(), reason.into()));
+            missing.get_or_create(&l).set(int(n));
+        }
+        for (op, n) in [
+            ("add", f.added),
+            ("replace", f.replaced),
+            ("delete", f.deleted),
+        ] {
+            let mut l = labels(&base);
+            l.push(("op".into(), op.into()));
+            ops.get_or_create(&l).inc_by(n);
+        }
+    }
+    registry.register("fib_routes", "Our routes in the kernel", routes);
+    registry.register(
+        "fib_not_installed",
+        "Accepted prefixes not installed (a route that is not ours in the way, or no next hop resolves)",
+        missing,
+    );
+    registry.register(
+        "fib_operations",
+        "Kernel route operations of FIB installation",
+        ops,
     );
 }
 

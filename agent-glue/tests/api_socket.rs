@@ -7,8 +7,8 @@ use std::sync::Arc;
 use agent_glue::api::client::{Client, ClientError};
 use agent_glue::api::server::{ServeError, bind, serve};
 use agent_glue::api::{
-    ApiError, Backend, FamilyCounters, FamilyName, LeaseView, PeerView, PolicyView, PoolView,
-    RouteTable, RouteView, ServiceView, StatusView,
+    ApiError, Backend, BfdSessionView, BfdView, FamilyCounters, FamilyName, FibRouteView, FibView,
+    LeaseView, PeerView, PolicyView, PoolView, RouteTable, RouteView, ServiceView, StatusView,
 };
 
 /// A backend with fixed contents: the test is about the transport, not the daemon.
@@ -73,6 +73,59 @@ impl Backend for Fixture {
     async fn lb_list(&self) -> Result<serde_json::Value, ApiError> {
         Ok(serde_json::json!([]))
     }
+    async fn bfd(&self) -> BfdView {
+        BfdView {
+            running: true,
+            sessions: vec![BfdSessionView {
+                node: "node1".into(),
+                peers: vec!["instance-65001/tor".into()],
+                peer_address: "192.168.10.200".into(),
+                local_address: None,
+                state: "up".into(),
+                remote_state: "up".into(),
+                local_diag: "no-diagnostic".into(),
+                remote_diag: "no-diagnostic".into(),
+                transmit_interval_ms: 300,
+                receive_interval_ms: 300,
+                detect_multiplier: 3,
+                detection_time_ms: Some(900),
+                remote_detect_multiplier: 3,
+                uptime_seconds: Some(75),
+                held_down_ms: None,
+                flaps: 1,
+                bgp_resets: 1,
+                packets_in: 250,
+                packets_out: 251,
+                error: None,
+            }],
+            bad_ttl: 2,
+            ..BfdView::default()
+        }
+    }
+    async fn fib(&self) -> Vec<FibView> {
+        vec![FibView {
+            node: "node1".into(),
+            instance: "instance-65001".into(),
+            table: 254,
+            protocol: 212,
+            metric: 20,
+            accept: vec!["172.20.0.0/16 le 24".into()],
+            converged: true,
+            wanted: 4,
+            routes: vec![FibRouteView {
+                prefix: "172.20.1.0/24".into(),
+                next_hops: vec!["via 192.168.10.101 dev eth1".into()],
+            }],
+            conflicts: vec!["172.20.2.0/24".into()],
+            unresolved: vec!["172.20.3.0/24: no route to its next hop 192.168.30.1".into()],
+            found_at_start: 0,
+            adopted: 0,
+            added: 3,
+            replaced: 0,
+            deleted: 2,
+            last_error: None,
+        }]
+    }
     async fn status(&self) -> StatusView {
         StatusView {
             node: "node1".into(),
@@ -113,6 +166,11 @@ async fn the_cli_client_reads_what_the_server_serves_over_the_socket() {
         .await
         .unwrap();
     assert_eq!(routes[0].peer, None);
+
+    let bfd: BfdView = client.get("/v1/bfd/peers").await.unwrap();
+    assert_eq!(bfd, Fixture.bfd().await);
+    let fib: Vec<FibView> = client.get("/v1/fib").await.unwrap();
+    assert_eq!(fib, Fixture.fib().await);
 
     // Errors of the backend come back with their status and message.
     match client
@@ -168,7 +226,81 @@ async fn metrics_are_computed_from_the_same_backend_as_the_api() {
         "lbspeaker_bgp_received_routes{node=\"node1\",instance=\"instance-65001\",peer=\"tor\",afi=\"ipv4\",safi=\"unicast\"} 4",
         "lbspeaker_bgp_advertised_routes{node=\"node1\",instance=\"instance-65001\",peer=\"tor\",afi=\"ipv4\",safi=\"unicast\"} 2",
         "lbspeaker_ready{node=\"node1\"} 1",
+        "lbspeaker_bfd_session_state{node=\"node1\",peer_address=\"192.168.10.200\",peers=\"instance-65001/tor\"} 1",
+        "lbspeaker_bfd_session_flaps_total{node=\"node1\",peer_address=\"192.168.10.200\"} 1",
+        "lbspeaker_bfd_bgp_resets_total{node=\"node1\",peer_address=\"192.168.10.200\"} 1",
+        "lbspeaker_bfd_discarded_packets_total{node=\"node1\",reason=\"bad_ttl\"} 2",
+        "lbspeaker_fib_routes{node=\"node1\",instance=\"instance-65001\",table=\"254\"} 1",
+        "lbspeaker_fib_not_installed{node=\"node1\",instance=\"instance-65001\",reason=\"conflict\"} 1",
+        "lbspeaker_fib_not_installed{node=\"node1\",instance=\"instance-65001\",reason=\"unresolved\"} 1",
+        "lbspeaker_fib_operations_total{node=\"node1\",instance=\"instance-65001\",op=\"delete\"} 2",
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn bfd_and_fib_tables_show_their_columns_and_what_is_not_installed() {
+    use agent_glue::api::render;
+    let t = render::bfd(&Fixture.bfd().await);
+    let header: Vec<&str> = t
+        .lines()
+        .next()
+        .unwrap()
+        .split("   ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "Node",
+            "Peer Address",
+            "BGP Peers",
+            "State",
+            "Remote State",
+            "Diagnostic",
+            "TX/RX ms",
+            "Multiplier",
+            "Detect ms",
+            "Uptime",
+            "Flaps",
+            "BGP Resets"
+        ]
+    );
+    let row: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        row,
+        [
+            "node1",
+            "192.168.10.200",
+            "instance-65001/tor",
+            "up",
+            "up",
+            "no-diagnostic",
+            "300/300",
+            "3",
+            "900",
+            "1m15s",
+            "1",
+            "1"
+        ]
+    );
+    assert!(render::bfd(&BfdView::default()).contains("BFD is not running"));
+    let f = render::fib(&Fixture.fib().await);
+    assert!(
+        f.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("172.20.1.0/24   via 192.168.10.101 dev eth1"),
+        "{f}"
+    );
+    assert!(f.contains("not installed (instance-65001): 172.20.2.0/24: a route that is not ours holds it at metric 20"), "{f}");
+    assert!(
+        f.contains(
+            "not installed (instance-65001): 172.20.3.0/24: no route to its next hop 192.168.30.1"
+        ),
+        "{f}"
+    );
+    assert!(render::fib(&[]).contains("No instance installs routes"));
 }

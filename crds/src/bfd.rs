@@ -35,6 +35,11 @@ pub const GROUP: &str = "lbspeaker.io";
 /// The annotation of a CiliumBGPPeerConfig that names the BFDProfile of its peers.
 pub const BFD_PROFILE_ANNOTATION: &str = "lbspeaker.io/bfd-profile";
 
+/// The condition of a CiliumBGPPeerConfig whose `lbspeaker.io/bfd-profile` annotation names
+/// a BFDProfile that does not exist (True; its peers then run without BFD) or one that does
+/// (False). Absent on peer configs without the annotation.
+pub const MISSING_BFD_PROFILE: &str = "lbspeaker.io/MissingBFDProfile";
+
 /// BFD timers and flap damping for the BGP peers whose CiliumBGPPeerConfig names this
 /// profile in its `lbspeaker.io/bfd-profile` annotation.
 // Three printer columns of type integer: clippy takes the repeated `type_` for a duplicate.

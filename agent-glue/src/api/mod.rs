@@ -13,8 +13,8 @@ pub mod views;
 use std::future::Future;
 
 pub use views::{
-    FamilyCounters, LeaseView, PeerView, PolicyView, PoolView, RouteTable, RouteView, ServiceView,
-    StatusView,
+    BfdSessionView, BfdView, FamilyCounters, FibRouteView, FibView, LeaseView, PeerView,
+    PolicyView, PoolView, RouteTable, RouteView, ServiceView, StatusView,
 };
 
 /// Default path of the API socket.
@@ -110,6 +110,14 @@ pub trait Backend: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Option<crate::dataplane::DataplaneMetrics>> + Send {
         async { None }
+    }
+    /// BFD sessions and receive counters.
+    fn bfd(&self) -> impl Future<Output = BfdView> + Send {
+        async { BfdView::default() }
+    }
+    /// Kernel FIB installation, per instance that installs routes.
+    fn fib(&self) -> impl Future<Output = Vec<FibView>> + Send {
+        async { Vec::new() }
     }
     /// The daemon at a glance.
     fn status(&self) -> impl Future<Output = StatusView> + Send;

@@ -3,7 +3,8 @@
 use comfy_table::{CellAlignment, ColumnConstraint, Table, presets};
 
 use super::{
-    LeaseView, PeerView, PolicyView, PoolView, RouteTable, RouteView, ServiceView, StatusView,
+    BfdView, FibView, LeaseView, PeerView, PolicyView, PoolView, RouteTable, RouteView,
+    ServiceView, StatusView,
 };
 
 /// `-o table` (default) or `-o json`.
@@ -229,6 +230,87 @@ pub fn leases(rows: &[LeaseView]) -> String {
         ]);
     }
     finish(t)
+}
+
+/// `lbspeaker bfd peers`: one row per session.
+pub fn bfd(v: &BfdView) -> String {
+    if !v.running {
+        return "BFD is not running: no BGP peer's CiliumBGPPeerConfig names a BFDProfile (annotation lbspeaker.io/bfd-profile)\n".into();
+    }
+    let mut t = table(&[
+        "Node",
+        "Peer Address",
+        "BGP Peers",
+        "State",
+        "Remote State",
+        "Diagnostic",
+        "TX/RX ms",
+        "Multiplier",
+        "Detect ms",
+        "Uptime",
+        "Flaps",
+        "BGP Resets",
+    ]);
+    for s in &v.sessions {
+        let state = match s.held_down_ms {
+            Some(ms) => format!("{} (held {:.1}s)", s.state, ms as f64 / 1000.0),
+            None => s.state.clone(),
+        };
+        t.add_row(vec![
+            s.node.clone(),
+            s.peer_address.clone(),
+            s.peers.join(","),
+            state,
+            s.remote_state.clone(),
+            s.local_diag.clone(),
+            format!("{}/{}", s.transmit_interval_ms, s.receive_interval_ms),
+            s.detect_multiplier.to_string(),
+            s.detection_time_ms
+                .map_or_else(|| "-".into(), |d| d.to_string()),
+            s.uptime_seconds.map_or_else(|| "-".into(), go_duration),
+            s.flaps.to_string(),
+            s.bgp_resets.to_string(),
+        ]);
+    }
+    finish(t)
+}
+
+/// `lbspeaker fib routes`: one row per route of ours, then what is not installed.
+pub fn fib(v: &[FibView]) -> String {
+    if v.is_empty() {
+        return "No instance installs routes (ClusterConfig annotation lbspeaker.io/install-routes)\n".into();
+    }
+    let mut t = table(&["Node", "Instance", "Table", "Prefix", "Next Hops"]);
+    for f in v {
+        for r in &f.routes {
+            t.add_row(vec![
+                f.node.clone(),
+                f.instance.clone(),
+                f.table.to_string(),
+                r.prefix.clone(),
+                r.next_hops.join(", "),
+            ]);
+        }
+    }
+    let mut out = finish(t);
+    for f in v {
+        for c in &f.conflicts {
+            out.push_str(&format!(
+                "not installed ({}): {c}: a route that is not ours holds it at metric {}\n",
+                f.instance, f.metric
+            ));
+        }
+        for u in &f.unresolved {
+            out.push_str(&format!("not installed ({}): {u}\n", f.instance));
+        }
+        if !f.converged {
+            out.push_str(&format!(
+                "{}: waiting for End-of-RIB from every peer before removing routes of ours from before\n",
+                f.instance
+            ));
+        }
+    }
+    out
 }
 
 /// `lbspeaker status`.

@@ -76,6 +76,14 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
             get(|State(b): State<Arc<B>>| async move { b.lb_list().await.map(Json) }),
         )
         .route(
+            "/v1/bfd/peers",
+            get(|State(b): State<Arc<B>>| async move { Json(b.bfd().await) }),
+        )
+        .route(
+            "/v1/fib",
+            get(|State(b): State<Arc<B>>| async move { Json(b.fib().await) }),
+        )
+        .route(
             "/v1/status",
             get(|State(b): State<Arc<B>>| async move { Json(b.status().await) }),
         )

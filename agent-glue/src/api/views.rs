@@ -191,3 +191,123 @@ pub struct StatusView {
     /// Problems found in the configuration, one line each.
     pub problems: Vec<String>,
 }
+
+/// BFD on this node (`lbspeaker bfd peers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdView {
+    /// Whether the BFD manager runs (some BGP peer asks for BFD).
+    pub running: bool,
+    /// One session per path.
+    pub sessions: Vec<BfdSessionView>,
+    /// Datagrams with a TTL other than 255 (RFC 5881 §5), discarded.
+    pub bad_ttl: u64,
+    /// Datagrams that are no valid Control packet.
+    pub malformed: u64,
+    /// Valid packets that match no session.
+    pub unknown_session: u64,
+    /// Packets that could not be sent.
+    pub send_errors: u64,
+}
+
+/// One BFD session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BfdSessionView {
+    /// The node.
+    pub node: String,
+    /// The BGP peers it serves, `instance/peer`.
+    pub peers: Vec<String>,
+    /// The remote address.
+    pub peer_address: String,
+    /// Our address, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_address: Option<String>,
+    /// `down`, `init`, `up` or `admin-down`.
+    pub state: String,
+    /// The remote's state as last heard.
+    pub remote_state: String,
+    /// Why we last went down (RFC 5880 §4.1 diagnostic).
+    pub local_diag: String,
+    /// Why the remote last went down.
+    pub remote_diag: String,
+    /// The profile's Desired Min TX, milliseconds.
+    pub transmit_interval_ms: u64,
+    /// The profile's Required Min RX, milliseconds.
+    pub receive_interval_ms: u64,
+    /// The profile's Detect Mult.
+    pub detect_multiplier: u8,
+    /// The detection time in use, milliseconds (none until the remote is heard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_time_ms: Option<u64>,
+    /// The remote's Detect Mult.
+    pub remote_detect_multiplier: u8,
+    /// Seconds Up, while Up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<u64>,
+    /// Milliseconds flap damping still holds it Down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_down_ms: Option<u64>,
+    /// Up to Down transitions since the session was created.
+    pub flaps: u32,
+    /// BGP sessions it reset.
+    pub bgp_resets: u32,
+    /// Control packets accepted.
+    pub packets_in: u64,
+    /// Control packets sent.
+    pub packets_out: u64,
+    /// Why it cannot send, if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Kernel FIB installation of one instance (`lbspeaker fib routes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FibView {
+    /// The node.
+    pub node: String,
+    /// The instance.
+    pub instance: String,
+    /// The kernel table.
+    pub table: u32,
+    /// Our protocol number.
+    pub protocol: u8,
+    /// Our metric.
+    pub metric: u32,
+    /// The prefix rules (empty: every received route).
+    pub accept: Vec<String>,
+    /// The startup hold is over: routes of ours no longer wanted are removed.
+    pub converged: bool,
+    /// Accepted prefixes of the Loc-RIB (installed, conflicting or unresolved).
+    pub wanted: usize,
+    /// Our routes in the kernel.
+    pub routes: Vec<FibRouteView>,
+    /// Destinations held by a route that is not ours at our table and metric (left alone).
+    pub conflicts: Vec<String>,
+    /// Prefixes not installed because no next hop resolves, with the reason.
+    pub unresolved: Vec<String>,
+    /// Routes of ours found at start.
+    pub found_at_start: usize,
+    /// Of those, adopted in place.
+    pub adopted: usize,
+    /// Kernel operations so far.
+    pub added: u64,
+    /// Replacements so far.
+    pub replaced: u64,
+    /// Deletions so far.
+    pub deleted: u64,
+    /// The last error, if the last reconcile had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One route of ours in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FibRouteView {
+    /// The destination.
+    pub prefix: String,
+    /// `via GATEWAY dev LINK` (or `dev LINK`), one per ECMP path.
+    pub next_hops: Vec<String>,
+}

@@ -14,8 +14,10 @@ use tokio::sync::{broadcast, watch};
 use tracing::Instrument as _;
 
 use super::apply::BgpAgent;
+use super::bfd::BfdHandle;
 use super::desired::NodeDesired;
 use super::facts::LocalFacts;
+use super::fib::FibHandles;
 use super::reconcile::{Input, reconcile};
 use super::status::{RouteAges, node_config, same_node_config};
 use crate::source::{ObjectKey, Snapshot, StatusSink, StatusUpdate};
@@ -37,6 +39,8 @@ pub struct AgentOptions {
     pub status_report: bool,
     /// Retry interval while the speaker refuses something or a status write fails.
     pub retry: Duration,
+    /// Where BFD listens while a peer wants it (UDP 3784 on both wildcards).
+    pub bfd: bgp::bfd::BfdManagerConfig,
 }
 
 impl AgentOptions {
@@ -49,6 +53,7 @@ impl AgentOptions {
             status_interval: Duration::from_secs(5),
             status_report: true,
             retry: Duration::from_secs(2),
+            bfd: bgp::bfd::BfdManagerConfig::default(),
         }
     }
 }
@@ -75,6 +80,10 @@ pub struct AgentHandle {
     pub ages: RouteAges,
     /// The latest view.
     pub view: watch::Receiver<AgentView>,
+    /// The BFD manager, while a peer wants BFD.
+    pub bfd: BfdHandle,
+    /// The FIB installers by instance.
+    pub fib: FibHandles,
 }
 
 /// Runs the agent until `stop` becomes true, then shuts the speaker down the way graceful
@@ -244,12 +253,14 @@ pub fn spawn(
     stop: watch::Receiver<bool>,
 ) -> (AgentHandle, tokio::task::JoinHandle<()>) {
     let speaker = Speaker::new();
-    let agent = BgpAgent::new(speaker.clone());
+    let agent = BgpAgent::with_bfd(speaker.clone(), opts.bfd.clone());
     let (tx, rx) = watch::channel(AgentView::default());
     let handle = AgentHandle {
         speaker,
         ages: agent.ages(),
         view: rx,
+        bfd: agent.bfd_handle(),
+        fib: agent.fib_handles(),
     };
     let task = tokio::spawn(run(agent, snapshots, sink, opts, tx, stop));
     (handle, task)
@@ -267,5 +278,7 @@ pub fn idle() -> AgentHandle {
         ages: super::status::RouteAges::new(speaker.clone()),
         speaker,
         view: rx,
+        bfd: BfdHandle::default(),
+        fib: FibHandles::default(),
     }
 }

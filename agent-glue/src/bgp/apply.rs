@@ -10,14 +10,22 @@
 //! - Graceful restart: instances started before the first complete reconcile of this process
 //!   set the R bit and hold End-of-RIB back until that reconcile has been applied
 //!   (`Speaker::table_complete`), so peers keeping our routes stale never sweep them early.
-//! - [`BgpAgent::shutdown`]: Cease with a shutdown communication to peers without graceful
-//!   restart, and just closing the sessions of the others, which keep our routes.
+//! - Then BFD ([`BfdRunner`]: the sessions of the peers now configured) and FIB installation
+//!   ([`FibRunner`]: an installer per instance that asks for it), each changing only what
+//!   differs.
+//! - [`BgpAgent::shutdown`]: BFD AdminDown first (a peer must not take our going away for a
+//!   path failure), FIB routes removed (kept for instances with graceful-restart peers), then
+//!   Cease with a shutdown communication to peers without graceful restart, and just closing
+//!   the sessions of the others, which keep our routes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use bgp::bfd::{BfdManagerConfig, BfdPeer};
 use bgp::speaker::{InstanceConfig, PeerConfig, Route, Speaker, StopMode};
 
+use super::bfd::{BfdHandle, BfdRunner};
 use super::desired::NodeDesired;
+use super::fib::{FibHandles, FibRunner, FibWant};
 use super::status::RouteAges;
 
 /// What the speaker runs for one instance, as this agent configured it.
@@ -49,6 +57,8 @@ pub struct BgpAgent {
     applied: BTreeMap<String, Applied>,
     first_complete: bool,
     ages: RouteAges,
+    bfd: BfdRunner,
+    fib: FibRunner,
 }
 
 impl std::fmt::Debug for BgpAgent {
@@ -61,14 +71,31 @@ impl std::fmt::Debug for BgpAgent {
 }
 
 impl BgpAgent {
-    /// An agent driving `speaker`, which must have no instance yet.
+    /// An agent driving `speaker`, which must have no instance yet; BFD on the standard port.
     pub fn new(speaker: Speaker) -> BgpAgent {
+        BgpAgent::with_bfd(speaker, BfdManagerConfig::default())
+    }
+
+    /// The same with BFD listening as `bfd` says (tests on one loopback use other ports).
+    pub fn with_bfd(speaker: Speaker, bfd: BfdManagerConfig) -> BgpAgent {
         BgpAgent {
             ages: RouteAges::new(speaker.clone()),
             speaker,
             applied: BTreeMap::new(),
             first_complete: false,
+            bfd: BfdRunner::new(bfd),
+            fib: FibRunner::new(),
         }
+    }
+
+    /// The BFD manager, while one runs (for the API).
+    pub fn bfd_handle(&self) -> BfdHandle {
+        self.bfd.handle()
+    }
+
+    /// The FIB installers by instance (for the API).
+    pub fn fib_handles(&self) -> FibHandles {
+        self.fib.handles()
     }
 
     /// The speaker.
@@ -98,6 +125,8 @@ impl BgpAgent {
     /// source has seen everything once), so End-of-RIB may go.
     pub async fn apply(&mut self, desired: &NodeDesired, complete: bool) -> ApplyReport {
         let mut r = ApplyReport::default();
+        // Instances (re)started in this apply: a new Loc-RIB for FIB installation.
+        let mut started: BTreeSet<String> = BTreeSet::new();
         let gone: Vec<String> = self
             .applied
             .keys()
@@ -156,6 +185,7 @@ impl BgpAgent {
                             },
                         );
                         self.ages.watch(name).await;
+                        started.insert(name.clone());
                         r.changes += 1;
                     }
                     Err(e) => {
@@ -223,6 +253,7 @@ impl BgpAgent {
                 }
             }
         }
+        self.apply_bfd_fib(desired, &started, &mut r).await;
         if complete && !self.first_complete {
             self.first_complete = true;
             for (name, a) in self.applied.iter_mut().filter(|(_, a)| a.deferred) {
@@ -237,10 +268,54 @@ impl BgpAgent {
         r
     }
 
-    /// Stops every instance as a node going down should: Cease (with a shutdown
-    /// communication) to peers without graceful restart, just closing the sessions of peers
-    /// with it, so that they keep our routes until we are back.
+    /// BFD for the peers now configured, FIB installation for the instances now running.
+    async fn apply_bfd_fib(
+        &mut self,
+        desired: &NodeDesired,
+        started: &BTreeSet<String>,
+        r: &mut ApplyReport,
+    ) {
+        let bfd: Vec<BfdPeer> = desired
+            .instances
+            .iter()
+            .filter_map(|(name, want)| Some((want, self.applied.get(name)?)))
+            .flat_map(|(want, applied)| {
+                want.bfd
+                    .iter()
+                    .filter(|(peer, _)| applied.peers.contains_key(*peer))
+                    .map(|(_, b)| b.clone())
+            })
+            .collect();
+        match self.bfd.apply(&self.speaker, bfd).await {
+            Ok(true) => r.changes += 1,
+            Ok(false) => {}
+            Err(e) => r.errors.push(e),
+        }
+        let fib: BTreeMap<String, FibWant> = desired
+            .instances
+            .iter()
+            .filter(|(name, _)| self.applied.contains_key(*name))
+            .map(|(name, want)| (name.clone(), want.fib.clone()))
+            .collect();
+        let (errors, changed) = self.fib.apply(&self.speaker, &fib, started).await;
+        r.errors.extend(errors);
+        if changed {
+            r.changes += 1;
+        }
+    }
+
+    /// Stops every instance as a node going down should: BFD AdminDown, FIB routes removed
+    /// (kept for instances with graceful-restart peers, which the next start adopts), Cease
+    /// (with a shutdown communication) to peers without graceful restart, just closing the
+    /// sessions of peers with it, so that they keep our routes until we are back.
     pub async fn shutdown(&mut self) {
+        let keep: BTreeSet<String> = self
+            .applied
+            .iter()
+            .filter(|(_, a)| a.peers.values().any(|p| p.graceful_restart.is_some()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.fib.shutdown(&keep).await;
         for (name, a) in &self.applied {
             for (p, cfg) in &a.peers {
                 if cfg.graceful_restart.is_none() {
@@ -262,6 +337,9 @@ impl BgpAgent {
             }
         );
         self.speaker.shutdown(StopMode::GracefulRestart).await;
+        // BFD last: a peer that takes AdminDown for a failure (FRR 8.4 does) then finds the
+        // BGP session already closed (in graceful-restart helper mode, or after our Cease).
+        self.bfd.shutdown().await;
         self.applied.clear();
     }
 

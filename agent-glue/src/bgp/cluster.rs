@@ -9,6 +9,7 @@
 //! | ClusterConfig | `cilium.io/MissingPeerConfigs` | a `peerConfigRef` names a CiliumBGPPeerConfig that does not exist |
 //! | ClusterConfig | `cilium.io/ConflictingClusterConfig` | a node it selects is also selected by an older ClusterConfig (which applies there) |
 //! | PeerConfig | `cilium.io/MissingAuthSecret` | its `authSecretRef` Secret (or its key `password`) is missing |
+//! | PeerConfig | `lbspeaker.io/MissingBFDProfile` | its `lbspeaker.io/bfd-profile` annotation names a BFDProfile that does not exist (only on peer configs with the annotation) |
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -200,6 +201,31 @@ pub fn desired(snapshot: &Snapshot, secrets_namespace: &str, now: Timestamp) -> 
                 now,
             ),
         );
+        match crds::bfd::bfd_profile_name(pc) {
+            Some(profile) => {
+                let missing = !snapshot
+                    .bfd_profiles
+                    .contains_key(&ObjectKey::cluster(profile));
+                let msg = if missing {
+                    format!("BFDProfile {profile} does not exist: the peers run without BFD")
+                } else {
+                    format!("BFDProfile {profile} found")
+                };
+                conditions::set(
+                    &mut list,
+                    cond(
+                        crds::bfd::MISSING_BFD_PROFILE,
+                        missing,
+                        "MissingBFDProfile",
+                        "BFDProfileFound",
+                        msg,
+                        now,
+                    ),
+                );
+            }
+            // No BFD asked for: no condition of ours (one left from before goes).
+            None => list.retain(|c| c.type_ != crds::bfd::MISSING_BFD_PROFILE),
+        }
         out.conditions.push(DesiredConditions {
             kind: Kind::BgpPeerConfig,
             key: key.clone(),

@@ -1,12 +1,15 @@
 //! What the BGP reconciler wants for one node: the speaker's instances, peers and routes (each
-//! peer with the routes it is sent), the node's CiliumBGPNodeConfig spec, the export policies
-//! as `lbspeaker bgp route-policies` shows them, and the problems found.
+//! peer with the routes it is sent), their BFD sessions and FIB installation, the node's
+//! CiliumBGPNodeConfig spec, the export policies as `lbspeaker bgp route-policies` shows them,
+//! and the problems found.
 
 use std::collections::BTreeMap;
 
+use bgp::bfd::BfdPeer;
 use bgp::speaker::{InstanceConfig, PeerConfig, Route};
 use crds::bgp::CiliumBGPNodeConfigSpec;
 
+use super::fib::FibWant;
 use crate::api::PolicyView;
 
 /// One BGP instance as the speaker should run it.
@@ -20,6 +23,11 @@ pub struct DesiredInstance {
     /// Every route the instance originates (the union of its peers' routes), sorted by
     /// prefix; the attributes are the union too (what `bgp routes available` shows).
     pub routes: Vec<Route>,
+    /// BFD sessions by BGP peer name, for the peers whose CiliumBGPPeerConfig names a
+    /// BFDProfile that exists and that are directly connected.
+    pub bfd: BTreeMap<String, BfdPeer>,
+    /// Kernel FIB installation of the received routes.
+    pub fib: FibWant,
 }
 
 /// Everything one reconcile wants for this node.

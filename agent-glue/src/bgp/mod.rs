@@ -12,6 +12,9 @@
 //! - [`facts`]: interfaces and default routes of the machine (the only impure input).
 //! - [`adverts`]: CiliumBGPAdvertisement entries to prefixes and attributes.
 //! - [`reconcile`]: the pure function, per node.
+//! - [`bfd`]: BFD for the peers whose peer config names a BFDProfile, and its runner.
+//! - [`fib`]: kernel FIB installation of received routes (ClusterConfig annotations), and its
+//!   runner.
 //! - [`cluster`]: the operator role's conditions (ClusterConfig, PeerConfig).
 //! - [`apply`]: the thin step that changes only what differs on the running Speaker.
 //! - [`status`]: CiliumBGPNodeConfig status and the API views from the Speaker.
@@ -20,9 +23,11 @@
 pub mod adverts;
 pub mod agent;
 pub mod apply;
+pub mod bfd;
 pub mod cluster;
 pub mod desired;
 pub mod facts;
+pub mod fib;
 pub mod reconcile;
 pub mod status;
 
@@ -35,3 +40,6 @@ mod tests;
 
 #[cfg(test)]
 mod agent_tests;
+
+#[cfg(test)]
+mod bfd_fib_tests;

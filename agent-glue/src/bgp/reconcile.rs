@@ -36,8 +36,10 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 
 use super::adverts::{self, Context, Merged};
+use super::bfd;
 use super::desired::{DesiredInstance, NodeDesired};
 use super::facts::LocalFacts;
+use super::fib::{self, FibWant};
 use crate::api::PolicyView;
 use crate::source::{ObjectKey, Snapshot};
 
@@ -163,7 +165,7 @@ pub fn reconcile(snapshot: &Snapshot, input: Input<'_>) -> NodeDesired {
         bgp_instances: Vec::new(),
     };
     for inst in &cc.spec.bgp_instances {
-        match instance(&ctx, &cc_name, inst, input, &mut d) {
+        match instance(&ctx, cc, inst, input, &mut d) {
             Ok((desired, node_inst)) => {
                 d.instances.insert(inst.name.clone(), desired);
                 spec.bgp_instances.push(node_inst);
@@ -172,17 +174,44 @@ pub fn reconcile(snapshot: &Snapshot, input: Input<'_>) -> NodeDesired {
         }
     }
     d.spec = Some(spec);
+    one_table_per_instance(&mut d);
     d
+}
+
+/// Two instances installing routes into one table would remove each other's: the first (by
+/// name) keeps it, the others install nothing and say why.
+fn one_table_per_instance(d: &mut NodeDesired) {
+    let mut owner: BTreeMap<u32, String> = BTreeMap::new();
+    for (name, inst) in d.instances.iter_mut() {
+        let FibWant::Install(cfg) = &inst.fib else {
+            continue;
+        };
+        match owner.get(&cfg.table) {
+            Some(first) => {
+                d.errors.push(format!(
+                    "instance {name}: {}: table {} already holds instance {first}'s routes; choose another with {}",
+                    fib::INSTALL_ROUTES,
+                    cfg.table,
+                    fib::ROUTE_TABLE
+                ));
+                inst.fib = FibWant::Invalid;
+            }
+            None => {
+                owner.insert(cfg.table, name.clone());
+            }
+        }
+    }
 }
 
 fn instance(
     ctx: &Context<'_>,
-    cc_name: &str,
+    cc: &CiliumBGPClusterConfig,
     inst: &CiliumBGPInstance,
     input: Input<'_>,
     d: &mut NodeDesired,
 ) -> Result<(DesiredInstance, CiliumBGPNodeInstance), String> {
     let what = format!("instance {}", inst.name);
+    let cc_name = cc.metadata.name.as_deref().unwrap_or_default();
     let ov = instance_override(ctx.snapshot, input.node, &inst.name);
     let asn = ov
         .and_then(|o| o.local_asn)
@@ -214,10 +243,16 @@ fn instance(
         RouterId::new(router_id).map_err(|e| format!("{what}: router ID {router_id}: {e}"))?;
     let mut config = InstanceConfig::new(&inst.name, asn, router_id);
     config.listen_port = listen_port;
+    let fib = fib::want(cc, &inst.name).unwrap_or_else(|e| {
+        d.errors.push(format!("{what}: {e}"));
+        FibWant::Invalid
+    });
     let mut desired = DesiredInstance {
         config,
         peers: BTreeMap::new(),
         routes: Vec::new(),
+        bfd: BTreeMap::new(),
+        fib,
     };
     let mut node_inst = CiliumBGPNodeInstance {
         name: inst.name.clone(),
@@ -271,6 +306,24 @@ fn instance(
                 p.vrouter = asn.get();
                 p
             }));
+        let peer_config = peer.peer_config_ref.as_ref().and_then(|r| {
+            ctx.snapshot
+                .bgp_peer_configs
+                .get(&ObjectKey::cluster(&r.name))
+        });
+        match bfd::peer_for(
+            ctx.snapshot,
+            ctx.facts,
+            &inst.name,
+            peer_config.map(|p| p.as_ref()),
+            &resolved.config,
+        ) {
+            Ok(Some(b)) => {
+                desired.bfd.insert(peer.name.clone(), b);
+            }
+            Ok(None) => {}
+            Err(e) => d.errors.push(format!("{what}: peer {}: {e}", peer.name)),
+        }
         desired.peers.insert(peer.name.clone(), resolved.config);
     }
     desired.routes = union.iter().map(|(p, m)| m.route(*p)).collect();

@@ -1,6 +1,6 @@
 //! The subcommands that ask a running daemon through its local API and print tables (or
 //! JSON with `-o json`): `bgp peers`, `bgp routes`, `bgp route-policies`, `ipam pools`,
-//! `ipam services`, `l2 leases`, `lb list`, `status`.
+//! `ipam services`, `l2 leases`, `lb list`, `bfd peers`, `fib routes`, `status`.
 
 use std::path::PathBuf;
 
@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use crate::api::client::Client;
 use crate::api::render::{self, Output};
 use crate::api::{
-    Afi, LeaseView, PeerView, PolicyView, PoolView, RouteTable, RouteView, Safi, ServiceView,
+    Afi, BfdView, FibView, LeaseView, PeerView, PolicyView, PoolView, RouteTable, RouteView, Safi,
+    ServiceView,
 };
 
 /// Where the daemon is and how to print its answer.
@@ -42,6 +43,10 @@ pub enum Query {
     Leases,
     /// `lb list`.
     LbList,
+    /// `bfd peers`.
+    BfdPeers,
+    /// `fib routes`.
+    FibRoutes,
     /// `status`.
     Status,
 }
@@ -123,6 +128,8 @@ pub async fn ask(args: &QueryArgs, query: Query) -> anyhow::Result<String> {
             )
             .await
         }
+        Query::BfdPeers => fetch(&client, "/v1/bfd/peers", o, |v: &BfdView| render::bfd(v)).await,
+        Query::FibRoutes => fetch(&client, "/v1/fib", o, |v: &Vec<FibView>| render::fib(v)).await,
         Query::Status => fetch(&client, "/v1/status", o, render::status).await,
     }
 }

@@ -10,8 +10,8 @@ use crds::conditions;
 use tokio::sync::watch;
 
 use crate::api::{
-    ApiError, Backend, FamilyName, LeaseView, PeerView, PolicyView, PoolView, RouteTable,
-    RouteView, ServiceView, StatusView,
+    ApiError, Backend, BfdView, FamilyName, FibView, LeaseView, PeerView, PolicyView, PoolView,
+    RouteTable, RouteView, ServiceView, StatusView,
 };
 use crate::bgp::agent::AgentHandle;
 use crate::bgp::status::{peer_views, route_views};
@@ -195,8 +195,18 @@ impl Backend for DaemonBackend {
         })
     }
 
+    async fn bfd(&self) -> BfdView {
+        crate::bgp::bfd::view(&self.node, &self.agent.bfd).await
+    }
+
+    async fn fib(&self) -> Vec<FibView> {
+        crate::bgp::fib::views(&self.node, &self.agent.fib).await
+    }
+
     async fn status(&self) -> StatusView {
         let peers = self.bgp_peers().await;
+        let bfd = self.bfd().await;
+        let fib = self.fib().await;
         let view = self.agent.view.borrow().clone();
         let leading = *self.leader.borrow();
         let mut problems: Vec<String> = self
@@ -214,6 +224,26 @@ impl Backend for DaemonBackend {
         }
         if let Some(l2) = &self.l2 {
             problems.extend(l2.problems());
+        }
+        for s in &bfd.sessions {
+            if let Some(e) = &s.error {
+                problems.push(format!("BFD toward {}: {e}", s.peer_address));
+            }
+        }
+        for f in &fib {
+            let what = format!("instance {}: FIB (table {})", f.instance, f.table);
+            problems.extend(f.conflicts.iter().map(|c| {
+                format!(
+                    "{what}: {c} is held by a route that is not ours at metric {}; left alone",
+                    f.metric
+                )
+            }));
+            problems.extend(
+                f.unresolved
+                    .iter()
+                    .map(|u| format!("{what}: {u}; not installed")),
+            );
+            problems.extend(f.last_error.iter().map(|e| format!("{what}: {e}")));
         }
         StatusView {
             node: self.node.clone(),
@@ -239,6 +269,18 @@ impl Backend for DaemonBackend {
                 }
                 if let Some(d) = &dataplane {
                     roles.push(d.role());
+                }
+                if bfd.running {
+                    let up = bfd.sessions.iter().filter(|s| s.state == "up").count();
+                    roles.push(format!("bfd ({up}/{} sessions up)", bfd.sessions.len()));
+                }
+                for f in &fib {
+                    roles.push(format!(
+                        "fib (instance {}: {} routes in table {})",
+                        f.instance,
+                        f.routes.len(),
+                        f.table
+                    ));
                 }
                 roles
             },

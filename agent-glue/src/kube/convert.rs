@@ -60,6 +60,7 @@ pub fn to_object(kind: Kind, obj: DynamicObject) -> Result<Object, String> {
         Kind::EndpointSlice => Object::EndpointSlice(serde_json::from_value(v).map_err(from)?),
         Kind::Node => Object::Node(serde_json::from_value(v).map_err(from)?),
         Kind::Secret => Object::Secret(serde_json::from_value(v).map_err(from)?),
+        Kind::BfdProfile => Object::BfdProfile(serde_json::from_value(v).map_err(from)?),
     };
     o.normalize();
     trim(&mut o);

@@ -583,6 +583,7 @@ fn is_problem(type_: &str) -> bool {
         conditions::MISSING_PEER_CONFIGS,
         conditions::CONFLICTING_CLUSTER_CONFIG,
         conditions::MISSING_AUTH_SECRET,
+        crds::bfd::MISSING_BFD_PROFILE,
     ]
     .contains(&type_)
 }

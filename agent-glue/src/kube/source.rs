@@ -57,8 +57,9 @@ impl SourceOptions {
         }
     }
 
-    /// The operator's view: what LB-IPAM, the BGP conditions and the node configs read (no
-    /// EndpointSlices, advertisements or pod IP pools).
+    /// The operator's view: what LB-IPAM, the BGP conditions (BFD profiles for
+    /// `lbspeaker.io/MissingBFDProfile`) and the node configs read (no EndpointSlices,
+    /// advertisements or pod IP pools).
     pub fn operator(secrets_namespace: &str) -> SourceOptions {
         SourceOptions {
             role: Role::Operator,
@@ -72,6 +73,7 @@ impl SourceOptions {
                 Kind::Service,
                 Kind::Node,
                 Kind::Secret,
+                Kind::BfdProfile,
             ]
             .into_iter()
             .collect(),
@@ -213,6 +215,10 @@ macro_rules! with_map {
                 let $m = &mut $snap.secrets;
                 $body
             }
+            Kind::BfdProfile => {
+                let $m = &mut $snap.bfd_profiles;
+                $body
+            }
         }
     };
 }
@@ -231,25 +237,7 @@ fn keys(snap: &mut Snapshot, kind: Kind) -> Vec<ObjectKey> {
 }
 
 fn put(snap: &mut Snapshot, obj: Object) {
-    let key = obj.key();
-    match obj {
-        Object::BgpClusterConfig(o) => drop(snap.bgp_cluster_configs.insert(key, Arc::new(o))),
-        Object::BgpPeerConfig(o) => drop(snap.bgp_peer_configs.insert(key, Arc::new(o))),
-        Object::BgpAdvertisement(o) => drop(snap.bgp_advertisements.insert(key, Arc::new(o))),
-        Object::BgpNodeConfig(o) => drop(snap.bgp_node_configs.insert(key, Arc::new(o))),
-        Object::BgpNodeConfigOverride(o) => {
-            drop(snap.bgp_node_config_overrides.insert(key, Arc::new(o)))
-        }
-        Object::LbIpPool(o) => drop(snap.lb_ip_pools.insert(key, Arc::new(o))),
-        Object::L2AnnouncementPolicy(o) => {
-            drop(snap.l2_announcement_policies.insert(key, Arc::new(o)))
-        }
-        Object::PodIpPool(o) => drop(snap.pod_ip_pools.insert(key, Arc::new(o))),
-        Object::Service(o) => drop(snap.services.insert(key, Arc::new(o))),
-        Object::EndpointSlice(o) => drop(snap.endpoint_slices.insert(key, Arc::new(o))),
-        Object::Node(o) => drop(snap.nodes.insert(key, Arc::new(o))),
-        Object::Secret(o) => drop(snap.secrets.insert(key, Arc::new(o))),
-    }
+    snap.insert(obj);
 }
 
 fn key_of(kind: Kind, obj: &DynamicObject) -> ObjectKey {

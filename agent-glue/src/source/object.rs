@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crds::bfd::BFDProfile;
 use crds::bgp::{
     CiliumBGPAdvertisement, CiliumBGPClusterConfig, CiliumBGPNodeConfig,
     CiliumBGPNodeConfigOverride, CiliumBGPPeerConfig,
@@ -46,11 +47,13 @@ pub enum Kind {
     Node,
     /// `v1` Secret.
     Secret,
+    /// `lbspeaker.io/v1alpha1` BFDProfile (ours: the `cilium.io` schemas have no BFD).
+    BfdProfile,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::BgpClusterConfig,
         Kind::BgpPeerConfig,
         Kind::BgpAdvertisement,
@@ -63,6 +66,7 @@ impl Kind {
         Kind::EndpointSlice,
         Kind::Node,
         Kind::Secret,
+        Kind::BfdProfile,
     ];
 
     /// The `kind` field.
@@ -80,6 +84,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Node => "Node",
             Kind::Secret => "Secret",
+            Kind::BfdProfile => "BFDProfile",
         }
     }
 
@@ -89,6 +94,7 @@ impl Kind {
             Kind::L2AnnouncementPolicy | Kind::PodIpPool => "cilium.io/v2alpha1",
             Kind::Service | Kind::Node | Kind::Secret => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::BfdProfile => "lbspeaker.io/v1alpha1",
             _ => "cilium.io/v2",
         }
     }
@@ -108,6 +114,7 @@ impl Kind {
             Kind::EndpointSlice => "endpointslices",
             Kind::Node => "nodes",
             Kind::Secret => "secrets",
+            Kind::BfdProfile => "bfdprofiles",
         }
     }
 
@@ -126,6 +133,7 @@ impl Kind {
                 | Kind::EndpointSlice
                 | Kind::Node
                 | Kind::Secret
+                | Kind::BfdProfile
         )
     }
 
@@ -135,12 +143,14 @@ impl Kind {
     }
 
     /// The kind a document declares, accepting the versions lbspeaker reads: v2 and v2alpha1
-    /// for every `cilium.io` kind (v2alpha1 BGP manifests of Cilium 1.16 have the same fields).
+    /// for every `cilium.io` kind (v2alpha1 BGP manifests of Cilium 1.16 have the same fields),
+    /// v1alpha1 for our own `lbspeaker.io` kinds.
     pub fn of(tm: &TypeMeta) -> Option<Kind> {
         let k = Kind::ALL.into_iter().find(|k| k.name() == tm.kind)?;
         let ok = match k {
             Kind::Service | Kind::Node | Kind::Secret => tm.api_version == "v1",
             Kind::EndpointSlice => tm.api_version == "discovery.k8s.io/v1",
+            Kind::BfdProfile => tm.api_version == "lbspeaker.io/v1alpha1",
             _ => matches!(
                 tm.api_version.as_str(),
                 "cilium.io/v2" | "cilium.io/v2alpha1"
@@ -208,6 +218,7 @@ pub enum Object {
     EndpointSlice(EndpointSlice),
     Node(Node),
     Secret(Secret),
+    BfdProfile(BFDProfile),
 }
 
 macro_rules! each {
@@ -225,6 +236,7 @@ macro_rules! each {
             Object::EndpointSlice($o) => $e,
             Object::Node($o) => $e,
             Object::Secret($o) => $e,
+            Object::BfdProfile($o) => $e,
         }
     };
 }
@@ -245,6 +257,7 @@ impl Object {
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Node(_) => Kind::Node,
             Object::Secret(_) => Kind::Secret,
+            Object::BfdProfile(_) => Kind::BfdProfile,
         }
     }
 
@@ -337,6 +350,7 @@ impl Object {
             Object::LbIpPool(o) => o.validate(),
             Object::L2AnnouncementPolicy(o) => o.validate(),
             Object::PodIpPool(o) => o.validate(),
+            Object::BfdProfile(o) => o.validate(),
             Object::Service(_) | Object::EndpointSlice(_) | Object::Node(_) | Object::Secret(_) => {
                 Ok(())
             }
@@ -380,11 +394,12 @@ pub(crate) fn identify(doc: &Document<'_>) -> Option<(Kind, ObjectKey)> {
 
 /// Parses one manifest document. `Ok(None)`: a kind lbspeaker does not read (a Deployment,
 /// a ConfigMap), to be ignored. `Err`: the document declares a kind lbspeaker reads (or any
-/// `cilium.io` kind) and is invalid; the message names the object, the field and the rule.
+/// `cilium.io` or `lbspeaker.io` kind) and is invalid; the message names the object, the field
+/// and the rule.
 pub fn parse_document(doc: &Document<'_>) -> Result<Option<Object>, String> {
     let tm = doc.type_meta().map_err(|e| e.to_string())?;
     let Some(kind) = Kind::of(&tm) else {
-        if tm.api_version.starts_with("cilium.io/") {
+        if tm.api_version.starts_with("cilium.io/") || tm.api_version.starts_with("lbspeaker.io/") {
             return Err(format!(
                 "document {} (from line {}): {} {} is not a kind lbspeaker reads",
                 doc.number, doc.first_line, tm.api_version, tm.kind
@@ -410,6 +425,7 @@ pub fn parse_document(doc: &Document<'_>) -> Result<Option<Object>, String> {
         Kind::EndpointSlice => Object::EndpointSlice(doc.parse().map_err(p)?),
         Kind::Node => Object::Node(doc.parse().map_err(p)?),
         Kind::Secret => Object::Secret(doc.parse().map_err(p)?),
+        Kind::BfdProfile => Object::BfdProfile(doc.parse().map_err(p)?),
     };
     obj.normalize();
     let name_ok = obj
@@ -453,6 +469,37 @@ mod tests {
             e.contains("cilium.io/v2 CiliumBGPPeerconfig is not a kind lbspeaker reads"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn bfd_profiles_of_our_own_group_are_read_and_validated() {
+        let o = one(
+            "apiVersion: lbspeaker.io/v1alpha1\nkind: BFDProfile\nmetadata: {name: fast, namespace: x}\n\
+             spec: {transmitInterval: 100, receiveInterval: 100}\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.key(), ObjectKey::cluster("fast"));
+        let Object::BfdProfile(p) = o else { panic!() };
+        assert_eq!(p.spec.transmit_interval(), 100);
+        assert_eq!(p.spec.detect_multiplier(), 3);
+        let e = one(
+            "apiVersion: lbspeaker.io/v1alpha1\nkind: BFDProfile\nmetadata: {name: slow}\n\
+             spec: {detectMultiplier: 1, echoMode: true}\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("BFDProfile slow"), "{e}");
+        assert!(e.contains("spec.detectMultiplier"), "{e}");
+        assert!(e.contains("spec.echoMode"), "{e}");
+        let e = one("apiVersion: lbspeaker.io/v1alpha1\nkind: BfdProfile\nmetadata: {name: x}\n")
+            .unwrap_err();
+        assert!(
+            e.contains("lbspeaker.io/v1alpha1 BfdProfile is not a kind lbspeaker reads"),
+            "{e}"
+        );
+        let e = one("apiVersion: lbspeaker.io/v1\nkind: BFDProfile\nmetadata: {name: x}\n")
+            .unwrap_err();
+        assert!(e.contains("not a kind lbspeaker reads"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use crds::bfd::BFDProfile;
 use crds::bgp::{
     CiliumBGPAdvertisement, CiliumBGPClusterConfig, CiliumBGPNodeConfig,
     CiliumBGPNodeConfigOverride, CiliumBGPPeerConfig,
@@ -66,6 +67,8 @@ pub struct Snapshot {
     pub nodes: Objects<Node>,
     /// Secrets.
     pub secrets: Objects<Secret>,
+    /// BFDProfiles (`lbspeaker.io/v1alpha1`).
+    pub bfd_profiles: Objects<BFDProfile>,
     /// Status records whose object is gone, which the status writer may delete (an API server
     /// deletes status with its object; a directory keeps files until told). Empty whenever a
     /// manifest could not be read well enough to know which objects it holds.
@@ -89,6 +92,7 @@ impl Snapshot {
             + self.endpoint_slices.len()
             + self.nodes.len()
             + self.secrets.len()
+            + self.bfd_profiles.len()
     }
 
     /// Whether it holds no object.
@@ -111,10 +115,12 @@ impl Snapshot {
             Kind::EndpointSlice => self.endpoint_slices.contains_key(key),
             Kind::Node => self.nodes.contains_key(key),
             Kind::Secret => self.secrets.contains_key(key),
+            Kind::BfdProfile => self.bfd_profiles.contains_key(key),
         }
     }
 
-    fn insert(&mut self, obj: Object) {
+    /// Adds an object, replacing one of the same kind and key.
+    pub(crate) fn insert(&mut self, obj: Object) {
         let key = obj.key();
         match obj {
             Object::BgpClusterConfig(o) => {
@@ -139,6 +145,7 @@ impl Snapshot {
             Object::EndpointSlice(o) => self.endpoint_slices.insert(key, Arc::new(o)).map(drop),
             Object::Node(o) => self.nodes.insert(key, Arc::new(o)).map(drop),
             Object::Secret(o) => self.secrets.insert(key, Arc::new(o)).map(drop),
+            Object::BfdProfile(o) => self.bfd_profiles.insert(key, Arc::new(o)).map(drop),
         };
     }
 }
