@@ -234,7 +234,15 @@ async fn the_seed_scenario_runs_through_the_api_with_four_agents_and_two_operato
         .unwrap();
     assert_eq!(
         (st.roles.as_slice(), st.peers_established, st.ready),
-        (["bgp".to_string()].as_slice(), 1, true)
+        (
+            [
+                "bgp".to_string(),
+                "dataplane off (maps in memory, nothing forwards)".to_string()
+            ]
+            .as_slice(),
+            1,
+            true
+        )
     );
     assert_eq!(st.source, "kubernetes (agent, node node2)");
     let st: StatusView = ApiClient::new(c.api_socket(&leader))
