@@ -27,6 +27,7 @@ fn to_yaml(o: &Object) -> Result<String, serde_saphyr::SerializeError> {
         Object::EndpointSlice(x) => serde_saphyr::to_string(x),
         Object::Node(x) => serde_saphyr::to_string(x),
         Object::Secret(x) => serde_saphyr::to_string(x),
+        Object::BfdProfile(x) => serde_saphyr::to_string(x),
     }
 }
 
