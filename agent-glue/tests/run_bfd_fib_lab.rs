@@ -28,18 +28,14 @@ mod lab;
 
 use std::time::{Duration, Instant};
 
-use fib_bfd_common::{frr_bfd_peers, frr_bfd_status, frr_configure, our_dsts, ours, ping_within};
+use fib_bfd_common::{
+    frr_bfd_peers, frr_bfd_status, frr_configure, frr_last_reset, our_dsts, ours, ping_within,
+    switch_port,
+};
 use frr_lab::{Lab, Topology, daemons, lab_available};
 use lab::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
-
-const POD_CIDRS: [&str; 4] = [
-    "172.20.0.0/24",
-    "172.20.1.0/24",
-    "172.20.2.0/24",
-    "172.20.3.0/24",
-];
 
 const INSTALL: &str = "  annotations:\n    lbspeaker.io/install-routes: \"true\"\n    lbspeaker.io/install-routes-prefixes: \"172.20.0.0/16 le 24, 0.0.0.0/0\"\n";
 
@@ -232,9 +228,7 @@ fn with_install_routes_the_nodes_install_each_others_pod_cidrs_and_pods_talk_thr
         "{status}"
     );
     assert_eq!(status["problems"], serde_json::json!([]), "{status}");
-    let metrics = lab
-        .exec_ok("node1", "curl", &["-s", "http://127.0.0.1:9962/metrics"])
-        .unwrap();
+    let metrics = metrics(&lab, "node1");
     assert!(
         metrics.contains(
             "lbspeaker_fib_routes{node=\"node1\",instance=\"instance-65001\",table=\"254\"} 3"
@@ -409,15 +403,6 @@ fn until_gone_from_tor(lab: &Lab, dst: &str, since: Instant) -> Duration {
     }
 }
 
-fn switch_port(lab: &Lab, port: &str, up: bool) {
-    lab.exec_ok(
-        "sw1",
-        "ip",
-        &["link", "set", "dev", port, if up { "up" } else { "down" }],
-    )
-    .unwrap();
-}
-
 /// Our BFD session of a node toward the tor, as `lbspeaker bfd peers -o json` shows it.
 fn our_bfd(lab: &Lab, node: &str) -> Value {
     lbspeaker_json(lab, node, &["bfd", "peers"])["sessions"]
@@ -436,20 +421,6 @@ fn wait_bfd_up(lab: &Lab, node: &str, address: &str) {
             (ours["state"] == "up" && frr == "up").then_some(())
         },
     );
-}
-
-/// Why FRR last reset a neighbour.
-fn frr_last_reset(lab: &Lab, peer: &str) -> String {
-    let v = lab
-        .vtysh_json("tor", &format!("show bgp neighbors {peer} json"))
-        .unwrap_or_default();
-    let n = &v[peer];
-    format!(
-        "{} / {} / {}",
-        n["lastResetDueTo"].as_str().unwrap_or_default(),
-        n["lastNotificationReason"].as_str().unwrap_or_default(),
-        n["lastErrorCodeSubcode"].as_str().unwrap_or_default()
-    )
 }
 
 #[test]

@@ -30,12 +30,6 @@ use lab::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-const POD_CIDRS: [&str; 4] = [
-    "172.20.0.0/24",
-    "172.20.1.0/24",
-    "172.20.2.0/24",
-    "172.20.3.0/24",
-];
 const SERVICE: &str = "172.16.1.1";
 const ALL_NODES: [&str; 4] = [
     "192.168.10.100",
@@ -199,9 +193,7 @@ fn the_seed_lab_with_lbspeaker_on_every_node_shows_what_the_field_saw() {
     assert_eq!(status["problems"], Value::Array(vec![]), "{status}");
 
     // Metrics and health from inside a node's namespace.
-    let metrics = lab
-        .exec_ok("node1", "curl", &["-sf", "http://127.0.0.1:9962/metrics"])
-        .unwrap();
+    let metrics = metrics(&lab, "node1");
     assert!(
         metrics.contains(
             "lbspeaker_bgp_session_state{node=\"node1\",instance=\"instance-65001\",peer=\"tor-switch\",peer_address=\"192.168.10.200\"} 1"

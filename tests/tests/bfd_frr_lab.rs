@@ -101,15 +101,6 @@ fn wait_bfd_up(lab: &Lab, h: &Harness, peer: &str) {
     });
 }
 
-fn switch_port(lab: &Lab, port: &str, up: bool) {
-    lab.exec_ok(
-        "sw1",
-        "ip",
-        &["link", "set", "dev", port, if up { "up" } else { "down" }],
-    )
-    .unwrap();
-}
-
 /// The time of our first BFD event of `kind` toward `to` after `after` (unix seconds).
 fn bfd_event(h: &Harness, kind: &str, to: Option<&str>, after: f64) -> Option<f64> {
     h.events().ok()?.into_iter().find_map(|e| {
@@ -128,21 +119,6 @@ fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// Why FRR last reset a neighbour: its `lastResetDueTo`, `lastNotificationReason` and
-/// `lastErrorCodeSubcode`.
-fn frr_last_reset(lab: &Lab, peer: &str) -> String {
-    let v = lab
-        .vtysh_json("tor", &format!("show bgp neighbors {peer} json"))
-        .unwrap_or_default();
-    let n = &v[peer];
-    format!(
-        "{} / {} / {}",
-        n["lastResetDueTo"].as_str().unwrap_or_default(),
-        n["lastNotificationReason"].as_str().unwrap_or_default(),
-        n["lastErrorCodeSubcode"].as_str().unwrap_or_default()
-    )
 }
 
 #[test]

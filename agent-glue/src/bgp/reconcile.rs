@@ -18,6 +18,13 @@
 //! - **Routes.** Each peer gets exactly the routes its families' advertisements give
 //!   (`export_routes`) and nothing it learns from other peers (`export_learned: false`: a node
 //!   is not a transit router); the instance originates their union.
+//! - **BFD.** A peer whose CiliumBGPPeerConfig carries `lbspeaker.io/bfd-profile: NAME` gets a
+//!   single-hop BFD session with that BFDProfile's timers when it is directly connected
+//!   ([`super::bfd`]); a missing profile or a peer behind a router is a problem, and BGP runs
+//!   on without BFD.
+//! - **FIB.** The ClusterConfig's `lbspeaker.io/install-routes` annotations say which
+//!   instances install their received routes in the kernel ([`super::fib`]); two instances
+//!   cannot share a table.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};

@@ -107,6 +107,34 @@ mod tests {
         let r = api_resource(Kind::Service);
         assert_eq!((r.group.as_str(), r.api_version.as_str()), ("", "v1"));
         assert_eq!(api_resource(Kind::L2AnnouncementPolicy).version, "v2alpha1");
+        let r = api_resource(Kind::BfdProfile);
+        assert_eq!(
+            (
+                r.group.as_str(),
+                r.version.as_str(),
+                r.plural.as_str(),
+                r.kind.as_str()
+            ),
+            ("lbspeaker.io", "v1alpha1", "bfdprofiles", "BFDProfile")
+        );
+    }
+
+    #[test]
+    fn bfd_profiles_from_the_api_server_are_validated_too() {
+        let ok = dynamic(json!({
+            "apiVersion": "lbspeaker.io/v1alpha1", "kind": "BFDProfile",
+            "metadata": {"name": "fast"}, "spec": {"transmitInterval": 100}
+        }));
+        let Object::BfdProfile(p) = to_object(Kind::BfdProfile, ok).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.spec.transmit_interval(), 100);
+        let bad = dynamic(json!({
+            "apiVersion": "lbspeaker.io/v1alpha1", "kind": "BFDProfile",
+            "metadata": {"name": "slow"}, "spec": {"receiveInterval": 5}
+        }));
+        let e = to_object(Kind::BfdProfile, bad).unwrap_err();
+        assert!(e.contains("spec.receiveInterval"), "{e}");
     }
 
     #[test]

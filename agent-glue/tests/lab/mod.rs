@@ -23,6 +23,14 @@ pub const NODES: [(&str, &str); 4] = [
     ("node4", "192.168.20.100"),
 ];
 
+/// The seed's PodCIDRs, node1 to node4.
+pub const POD_CIDRS: [&str; 4] = [
+    "172.20.0.0/24",
+    "172.20.1.0/24",
+    "172.20.2.0/24",
+    "172.20.3.0/24",
+];
+
 /// Brings a topology up with this build's `lbspeaker`.
 pub fn up(tag: &str, topology: Topology) -> Lab {
     let opts = LabOptions {
@@ -175,6 +183,15 @@ pub fn write_manifest(lab: &Lab, name: &str, text: &str) {
 /// A manifest of the lab's shared directory.
 pub fn read_manifest(lab: &Lab, name: &str) -> String {
     std::fs::read_to_string(lab.manifest_dir().join(name)).unwrap()
+}
+
+/// A node's `/metrics`, fetched from inside its namespace.
+pub fn metrics(lab: &Lab, node: &str) -> String {
+    let url = format!(
+        "http://127.0.0.1:{}/metrics",
+        frr_lab::daemons::LBSPEAKER_METRICS_PORT
+    );
+    lab.exec_ok(node, "curl", &["-sf", &url]).unwrap()
 }
 
 /// The lbspeaker process of each node.

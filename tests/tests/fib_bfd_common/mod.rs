@@ -1,5 +1,6 @@
-//! Helpers of the BFD and FIB lab tests (and the BFD failover bench): kernel routes of our
-//! protocol, pings between pod namespaces, FRR configuration changes, BFD state on FRR.
+//! Helpers of the BFD and FIB lab tests (and the BFD failover bench, and agent-glue's
+//! `run_bfd_fib_lab`): kernel routes of our protocol, pings between pod namespaces, FRR
+//! configuration changes, BFD state and reset reasons on FRR, cutting a switch port.
 
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
@@ -93,6 +94,31 @@ pub fn frr_bfd_status(lab: &Lab, node: &str, peer: &str) -> String {
         .get(peer)
         .and_then(|p| p["status"].as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// Sets a port of the switch `sw1` (a lab node's link) down or up: a cut link.
+pub fn switch_port(lab: &Lab, port: &str, up: bool) {
+    lab.exec_ok(
+        "sw1",
+        "ip",
+        &["link", "set", "dev", port, if up { "up" } else { "down" }],
+    )
+    .unwrap();
+}
+
+/// Why FRR last reset a neighbour: its `lastResetDueTo`, `lastNotificationReason` and
+/// `lastErrorCodeSubcode`.
+pub fn frr_last_reset(lab: &Lab, peer: &str) -> String {
+    let v = lab
+        .vtysh_json("tor", &format!("show bgp neighbors {peer} json"))
+        .unwrap_or_default();
+    let n = &v[peer];
+    format!(
+        "{} / {} / {}",
+        n["lastResetDueTo"].as_str().unwrap_or_default(),
+        n["lastNotificationReason"].as_str().unwrap_or_default(),
+        n["lastErrorCodeSubcode"].as_str().unwrap_or_default()
+    )
 }
 
 /// Median, minimum and maximum of a sample, in milliseconds.
