@@ -107,6 +107,8 @@ fn run_options(
         l2_policy_conditions: false,
         dataplane: DataplaneOptions::default(),
         roles,
+        api_group: None,
+        api_listener: Default::default(),
     }
 }
 
