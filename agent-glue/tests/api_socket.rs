@@ -158,7 +158,10 @@ async fn with_a_group_the_socket_is_its_owners_and_that_groups() {
     let g = nix::unistd::Gid::from_raw(4242);
     let _l = bind(&sock, Some(g)).await.unwrap();
     let meta = std::fs::metadata(&sock).unwrap();
-    assert_eq!((meta.permissions().mode() & 0o777, meta.gid()), (0o660, 4242));
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.gid()),
+        (0o660, 4242)
+    );
 }
 
 #[tokio::test]

@@ -188,3 +188,37 @@ pub fn leader(lab: &Lab) -> String {
         text.split_whitespace().next().map(str::to_owned)
     })
 }
+
+/// Cuts `iface` of a node's namespace at the packet level (nftables drops everything in and
+/// out), its carrier staying up: a link broken beyond the port, as a failed optic or a
+/// switch in between would. [`restore_link`] mends it.
+pub fn cut_link(lab: &Lab, node: &str, iface: &str) {
+    let rules = format!(
+        "table inet lbcut {{\n chain input {{ type filter hook input priority -10; policy accept; iifname \"{iface}\" drop; }}\n chain output {{ type filter hook output priority -10; policy accept; oifname \"{iface}\" drop; }}\n}}\n"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &lab.namespace(node), "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), rules.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "nft refused the cut");
+}
+
+/// Mends what [`cut_link`] cut.
+pub fn restore_link(lab: &Lab, node: &str) {
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.namespace(node),
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "lbcut",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
