@@ -34,11 +34,12 @@ fn after_start_every_thread_holds_only_what_the_run_needs_and_the_api_is_roots()
     if !lab_available() {
         return;
     }
-    let mut topology = seed();
+    let mut lab_topology = seed();
+    let topology = &mut lab_topology;
     // node1 lets group 4242 use its API.
     topology.nodes.get_mut("node1").unwrap().lbspeaker =
         Some(serde_saphyr::from_str("args: [--api-socket-group, \"4242\"]").unwrap());
-    let lab = up("fp", topology);
+    let mut lab = up("fp", lab_topology);
     // BGP comes up after the drop: the seed's steady state.
     converged(&lab);
     for (node, pid) in lbspeaker_pids(&lab) {
@@ -123,5 +124,96 @@ fn after_start_every_thread_holds_only_what_the_run_needs_and_the_api_is_roots()
         String::from_utf8_lossy(&allowed.stderr)
     );
     assert_eq!(lbspeaker_json(&lab, "node3", &["status"])["ready"], true);
+
+    // Not root at all: user 65534 with the two capabilities as ambient ones (what systemd's
+    // AmbientCapabilities= gives), a node no ClusterConfig selects (no BGP session) beside
+    // node1's daemon. It keeps them, cannot touch the bounding set (no CAP_SETPCAP), says so.
+    let own = lab.node_dir("node1").unwrap().join("nobody");
+    std::fs::create_dir_all(own.join("leases")).unwrap();
+    for d in [own.clone(), own.join("leases")] {
+        nix::unistd::chown(
+            &d,
+            Some(nix::unistd::Uid::from_raw(65534)),
+            Some(nix::unistd::Gid::from_raw(65534)),
+        )
+        .unwrap();
+    }
+    let api = own.join("api.sock").to_string_lossy().into_owned();
+    let leases = own.join("leases").to_string_lossy().into_owned();
+    let manifests = lab.manifest_dir().to_string_lossy().into_owned();
+    let pid = lab
+        .spawn(
+            "node1",
+            "lbspeaker-nobody",
+            "setpriv",
+            &[
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                "--inh-caps",
+                "+net_bind_service,+net_raw",
+                "--ambient-caps",
+                "+net_bind_service,+net_raw",
+                bin,
+                "run",
+                "--config-dir",
+                &manifests,
+                "--node",
+                "node9",
+                "--api",
+                &api,
+                "--l2-lease-dir",
+                &leases,
+            ],
+        )
+        .unwrap();
+    wait("the non-root daemon's API", TIMEOUT, |_| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                bin,
+                "--api",
+                &api,
+                "status",
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    });
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains("65534")),
+        "{status}"
+    );
+    let caps: Vec<(String, String)> = cap_lines(&format!("/proc/{pid}/status"));
+    let get = |k: &str| caps.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(
+        (get("CapEff"), get("CapPrm"), get("CapAmb")),
+        (
+            KEPT.to_owned(),
+            KEPT.to_owned(),
+            "0000000000000000".to_owned()
+        )
+    );
+    let log = std::fs::read_to_string(lab.node_dir("node1").unwrap().join("lbspeaker-nobody.log"))
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("capabilities dropped"))
+        .unwrap();
+    assert!(line.contains("bounding_set_reduced=false"), "{line}");
+    let meta = std::fs::metadata(&api).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.permissions().mode() & 0o777),
+        (65534, 0o600)
+    );
     lab.down().unwrap();
 }
