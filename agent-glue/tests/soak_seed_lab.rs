@@ -312,7 +312,7 @@ fn soak() {
         }
         tick += 1;
         let roll: u32 = rng.random_range(0..100);
-        if tick % 120 == 0 {
+        if tick.is_multiple_of(120) {
             // A pool edited every 12 s: a second block added, or taken away again (its
             // services there move back into the first).
             let p = rng.random_range(0..POOLS);
@@ -384,7 +384,7 @@ fn soak() {
                 &service_yaml(i, s.pool, s.port),
             );
         }
-        if tick % 50 == 0 {
+        if tick.is_multiple_of(50) {
             for (n, k) in rss_all(&lab) {
                 let e = rss_peak.entry(n).or_default();
                 *e = (*e).max(k);
