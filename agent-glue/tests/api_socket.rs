@@ -1,5 +1,5 @@
 //! The local API end to end over a real Unix socket: server, client, errors, and the socket's
-//! life cycle (mode 0660, stale sockets replaced, live ones refused).
+//! life cycle (mode 0600, or 0660 with a group; stale sockets replaced, live ones refused).
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
@@ -145,9 +145,9 @@ impl Backend for Fixture {
 async fn the_cli_client_reads_what_the_server_serves_over_the_socket() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("run/api.sock");
-    let listener = bind(&sock).await.unwrap();
+    let listener = bind(&sock, None).await.unwrap();
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o660);
+    assert_eq!(mode, 0o600, "root's only by default");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, Arc::new(Fixture), async move {
         let _ = stop_rx.await;
@@ -195,7 +195,7 @@ async fn the_cli_client_reads_what_the_server_serves_over_the_socket() {
     );
 
     // A second daemon on the same socket is refused while the first answers.
-    match bind(&sock).await {
+    match bind(&sock, None).await {
         Err(ServeError::InUse(_)) => {}
         other => panic!("{other:?}"),
     }
@@ -204,8 +204,22 @@ async fn the_cli_client_reads_what_the_server_serves_over_the_socket() {
 
     // After the first stopped, its socket file is stale and is replaced.
     assert!(sock.exists());
-    let again = bind(&sock).await.unwrap();
+    let again = bind(&sock, None).await.unwrap();
     drop(again);
+}
+
+#[tokio::test]
+async fn with_a_group_the_socket_is_its_owners_and_that_groups() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("api.sock");
+    let g = nix::unistd::Gid::from_raw(4242);
+    let _l = bind(&sock, Some(g)).await.unwrap();
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.gid()),
+        (0o660, 4242)
+    );
 }
 
 #[tokio::test]

@@ -452,3 +452,84 @@ async fn reading_files_and_touching_hidden_names_make_no_new_snapshot() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_directory_renamed_away_keeps_what_was_read_and_is_read_again_when_it_is_back() {
+    let parent = tempfile::tempdir().unwrap();
+    let d = seed_dir();
+    let dir = parent.path().join("manifests");
+    std::fs::rename(d.path(), &dir).unwrap();
+    let src = DirectorySource::open(&dir, fast()).await.unwrap();
+    let sink = src.status_sink();
+    let mut rx = src.subscribe();
+    let away = parent.path().join("manifests.away");
+    std::fs::rename(&dir, &away).unwrap();
+    let s = wait_for(&mut rx, "the directory reported as unavailable", |s| {
+        s.problems
+            .iter()
+            .any(|p| p.message.contains("cannot be read"))
+    })
+    .await;
+    assert!(s.services.contains_key(&webpod()), "webpod forgotten");
+    assert_eq!(s.bgp_cluster_configs.len(), 1);
+    // A status write while it is gone fails and does not create the directory again.
+    let update = StatusUpdate::Service {
+        meta: s.services[&webpod()].metadata.clone(),
+        status: Some(ingress("172.16.1.1")),
+    };
+    assert!(sink.write(&update).await.is_err());
+    assert!(!dir.exists(), "the status write recreated the directory");
+    // Still the same after a while (the source keeps retrying).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = rx.borrow_and_update().clone();
+    assert!(s.services.contains_key(&webpod()));
+    std::fs::rename(&away, &dir).unwrap();
+    wait_for(&mut rx, "the problem gone", |s| s.problems.is_empty()).await;
+    // Watched again: an edit is seen.
+    let text = std::fs::read_to_string(dir.join("webpod.yaml"))
+        .unwrap()
+        .replace("app: webpod\nspec:", "app: webpod\n    tier: web\nspec:");
+    std::fs::write(dir.join("webpod.yaml"), text).unwrap();
+    wait_for(&mut rx, "the new label", |s| {
+        s.services[&webpod()]
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("tier"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_directory_deleted_and_made_again_is_watched_again() {
+    let parent = tempfile::tempdir().unwrap();
+    let d = seed_dir();
+    let dir = parent.path().join("manifests");
+    std::fs::rename(d.path(), &dir).unwrap();
+    let src = DirectorySource::open(&dir, fast()).await.unwrap();
+    let mut rx = src.subscribe();
+    // Moved aside and a copy put in its place (what `rsync` or a config-management tool
+    // replacing a directory does): the copy is read and watched.
+    let away = parent.path().join("old");
+    std::fs::rename(&dir, &away).unwrap();
+    wait_for(&mut rx, "unavailable", |s| !s.problems.is_empty()).await;
+    std::fs::create_dir(&dir).unwrap();
+    for e in std::fs::read_dir(&away).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::create_dir(dir.join("cluster")).unwrap();
+    for f in ["nodes.yaml", "webpod-endpoints.yaml"] {
+        std::fs::copy(away.join("cluster").join(f), dir.join("cluster").join(f)).unwrap();
+    }
+    std::fs::remove_dir_all(&away).unwrap();
+    let s = wait_for(&mut rx, "the copy read", |s| s.problems.is_empty()).await;
+    assert!(s.services.contains_key(&webpod()));
+    std::fs::remove_file(dir.join("webpod.yaml")).unwrap();
+    wait_for(&mut rx, "webpod deleted in the new directory", |s| {
+        !s.services.contains_key(&webpod())
+    })
+    .await;
+}

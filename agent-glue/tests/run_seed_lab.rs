@@ -30,29 +30,6 @@ use lab::*;
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-const SERVICE: &str = "172.16.1.1";
-const ALL_NODES: [&str; 4] = [
-    "192.168.10.100",
-    "192.168.10.101",
-    "192.168.10.102",
-    "192.168.20.100",
-];
-
-fn seed() -> Topology {
-    Topology::load("seed").unwrap()
-}
-
-/// Waits for the seed's steady state: four sessions, each PodCIDR via its node, the service
-/// via every node.
-fn converged(lab: &Lab) -> std::collections::BTreeMap<String, u64> {
-    let counts = all_established(lab, "tor", 4);
-    for (cidr, (_, via)) in POD_CIDRS.iter().zip(NODES) {
-        wait_kernel(lab, cidr, &[via]);
-    }
-    wait_kernel(lab, SERVICE, &ALL_NODES);
-    counts
-}
-
 #[test]
 fn the_seed_lab_with_lbspeaker_on_every_node_shows_what_the_field_saw() {
     if !lab_available() {
@@ -497,37 +474,6 @@ fn a_local_traffic_policy_service_is_advertised_only_where_a_ready_endpoint_is()
     assert_eq!(all_established(&lab, "tor", 4), tor);
     assert_eq!(service_ips(&lab, "default", "webpod"), [SERVICE]);
     lab.down().unwrap();
-}
-
-/// The tor's kernel BGP routes, sampled from another thread (the lab stays with the test).
-fn sample_routes(ns: &str) -> Vec<(String, Vec<String>)> {
-    let out = std::process::Command::new("ip")
-        .args(["-j", "-n", ns, "route", "show", "proto", "bgp"])
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let mut routes: Vec<(String, Vec<String>)> = v
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let mut gws: Vec<String> = match r["nexthops"].as_array() {
-                Some(h) => h
-                    .iter()
-                    .filter_map(|n| n["gateway"].as_str().map(str::to_owned))
-                    .collect(),
-                None => r["gateway"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .into_iter()
-                    .collect(),
-            };
-            gws.sort();
-            (r["dst"].as_str().unwrap_or_default().to_owned(), gws)
-        })
-        .collect();
-    routes.sort();
-    routes
 }
 
 #[test]

@@ -91,26 +91,48 @@ pub fn router<B: Backend>(backend: Arc<B>) -> Router {
 }
 
 /// Binds the socket: creates its directory, replaces a stale socket (one nobody answers on),
-/// refuses a live one, and restricts it to its owner and group (mode 0660).
-pub async fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+/// refuses a live one, and restricts it to root (mode 0600) or, with `group`, to its owner
+/// and that group (mode 0660).
+pub async fn bind(
+    path: &Path,
+    group: Option<nix::unistd::Gid>,
+) -> Result<UnixListener, ServeError> {
+    let l = bind_std(path, group)?;
+    let shown = path.display().to_string();
+    l.set_nonblocking(true)
+        .and_then(|()| UnixListener::from_std(l))
+        .map_err(|source| ServeError::Bind {
+            path: shown,
+            source,
+        })
+}
+
+/// [`bind`] without a runtime: for a daemon that binds before it drops its privileges (the
+/// group needs CAP_CHOWN) and before its runtime exists.
+pub fn bind_std(
+    path: &Path,
+    group: Option<nix::unistd::Gid>,
+) -> Result<std::os::unix::net::UnixListener, ServeError> {
     let shown = path.display().to_string();
     let bind_err = |source| ServeError::Bind {
         path: shown.clone(),
         source,
     };
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(bind_err)?;
+        std::fs::create_dir_all(dir).map_err(bind_err)?;
     }
     if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(ServeError::InUse(shown));
         }
-        tokio::fs::remove_file(path).await.map_err(bind_err)?;
+        std::fs::remove_file(path).map_err(bind_err)?;
     }
-    let listener = UnixListener::bind(path).map_err(bind_err)?;
-    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .await
-        .map_err(bind_err)?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(bind_err)?;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
+    if let Some(g) = group {
+        nix::unistd::chown(path, None, Some(g)).map_err(|e| bind_err(e.into()))?;
+    }
     Ok(listener)
 }
 

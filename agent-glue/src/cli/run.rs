@@ -36,6 +36,14 @@ pub struct RunArgs {
     /// Write this node's CiliumBGPNodeConfig (spec and status); large clusters may turn it off.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub bgp_status_report: bool,
+    /// Let this group use the local API socket (mode 0660; a name or a number); without it
+    /// the socket is root's only (mode 0600).
+    #[arg(long, value_name = "GROUP")]
+    pub api_socket_group: Option<String>,
+    /// Drop every capability the run does not need once the API socket is bound, before
+    /// anything else starts (see docs/daemon.md#privileges); `false` keeps them all.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub drop_capabilities: bool,
     #[command(flatten)]
     pub l2: L2Args,
     #[command(flatten)]
@@ -84,10 +92,52 @@ pub fn default_lease_dir(config_dir: &Path) -> PathBuf {
     config_dir.join(".lbspeaker").join("leases")
 }
 
+/// A group by name or number.
+pub fn resolve_group(group: &str) -> anyhow::Result<nix::unistd::Gid> {
+    if let Ok(n) = group.parse::<u32>() {
+        return Ok(nix::unistd::Gid::from_raw(n));
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid),
+        Ok(None) => Err(anyhow::anyhow!("--api-socket-group: no group {group:?}")),
+        Err(e) => Err(anyhow::anyhow!("--api-socket-group {group:?}: {e}")),
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. `api` is the local API socket.
 pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
     let l2 = args.l2_options()?;
     logging::init(args.log_format, &args.log_level);
+    let api_group = args
+        .api_socket_group
+        .as_deref()
+        .map(resolve_group)
+        .transpose()?;
+    // Bound here, on the only thread there is, so that privileges can go before the
+    // runtime starts its threads (capabilities are per thread).
+    let listener = crate::api::server::bind_std(&api, api_group)?;
+    let dataplane = args.dataplane.options();
+    if args.drop_capabilities {
+        let needs = crate::daemon::privileges::Needs {
+            l2: l2.is_some(),
+            dataplane: dataplane.mode != crate::dataplane::Mode::Off,
+        };
+        let keep = crate::daemon::privileges::needed(needs);
+        let caps: Vec<caps::Capability> = keep.iter().map(|(c, _)| *c).collect();
+        match crate::daemon::privileges::drop_to(&caps) {
+            Ok(d) => {
+                let why: Vec<String> = keep.iter().map(|(c, w)| format!("{c}: {w}")).collect();
+                tracing::info!(kept = ?d.kept, dropped = d.dropped, bounding_set_reduced = d.bounding, why = ?why, "capabilities dropped");
+                if !d.missing.is_empty() {
+                    tracing::warn!(missing = ?d.missing, "started without capabilities the run may need; what needs them will fail");
+                }
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&api);
+                return Err(e.into());
+            }
+        }
+    }
     let opts = RunOptions {
         config_dir: args.config_dir,
         node: args.node,
@@ -98,9 +148,11 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
         leader_retry: Duration::from_secs(1),
         l2_policy_conditions: args.l2.l2_announcements,
         l2,
-        dataplane: args.dataplane.options(),
+        dataplane,
         roles: crate::daemon::Roles::default(),
         bgp: true,
+        api_group,
+        api_listener: crate::daemon::PreBound::new(listener),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

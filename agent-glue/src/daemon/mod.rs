@@ -17,6 +17,7 @@
 //! run beside the BGP agent on `source.subscribe()` and the same stop signal.
 
 pub mod backend;
+pub mod privileges;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +66,31 @@ pub struct RunOptions {
     /// the agent role, the BGP conditions in the operator role. Off: neither runs, and the
     /// API shows no peers.
     pub bgp: bool,
+    /// The group allowed on the local API socket (mode 0660); `None`: root only (0600).
+    pub api_group: Option<nix::unistd::Gid>,
+    /// The local API socket when it was bound before the runtime (privileges dropped since).
+    pub api_listener: PreBound,
+}
+
+/// A listener bound before the runtime existed, handed to [`run`] once.
+#[derive(Clone, Default)]
+pub struct PreBound(Arc<std::sync::Mutex<Option<std::os::unix::net::UnixListener>>>);
+
+impl PreBound {
+    /// Wraps a bound listener.
+    pub fn new(l: std::os::unix::net::UnixListener) -> Self {
+        PreBound(Arc::new(std::sync::Mutex::new(Some(l))))
+    }
+
+    fn take(&self) -> Option<std::os::unix::net::UnixListener> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl std::fmt::Debug for PreBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreBound")
+    }
 }
 
 /// The roles of a process: `lbspeaker run` runs both, `lbspeaker agent` only the node's
@@ -129,7 +155,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let listener = crate::api::server::bind(&opts.api).await?;
+    let listener = match opts.api_listener.take() {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            tokio::net::UnixListener::from_std(l)?
+        }
+        None => crate::api::server::bind(&opts.api, opts.api_group).await?,
+    };
     let metrics_listener = match opts.metrics_addr {
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => Some(l),

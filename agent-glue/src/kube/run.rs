@@ -113,6 +113,8 @@ fn run_options(
         dataplane: DataplaneOptions::default(),
         roles,
         bgp: true,
+        api_group: None,
+        api_listener: Default::default(),
     }
 }
 

@@ -53,7 +53,11 @@ impl DirectoryLeader {
             return Ok(true);
         }
         if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent)?;
+            // `status/` only: a manifest directory that is gone is not made again.
+            match std::fs::create_dir(parent) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
         }
         let file = OpenOptions::new()
             .read(true)

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
+pub mod faults;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -219,4 +221,86 @@ pub fn service_ips(lab: &Lab, namespace: &str, name: &str) -> Vec<String> {
         .flatten()
         .filter_map(|i| i["ip"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The address LB-IPAM gives webpod.
+pub const SERVICE: &str = "172.16.1.1";
+/// Every node's address toward the tor (the service's ECMP next hops).
+pub const ALL_NODES: [&str; 4] = [
+    "192.168.10.100",
+    "192.168.10.101",
+    "192.168.10.102",
+    "192.168.20.100",
+];
+
+/// The built-in seed topology.
+pub fn seed() -> Topology {
+    Topology::load("seed").unwrap()
+}
+
+/// Waits for the seed's steady state: four sessions, each PodCIDR via its node, the service
+/// via every node.
+pub fn converged(lab: &Lab) -> BTreeMap<String, u64> {
+    let counts = all_established(lab, "tor", 4);
+    for (cidr, (_, via)) in POD_CIDRS.iter().zip(NODES) {
+        wait_kernel(lab, cidr, &[via]);
+    }
+    wait_kernel(lab, SERVICE, &ALL_NODES);
+    counts
+}
+
+/// The BGP routes of a namespace's kernel as (destination, sorted gateways), sorted; callable
+/// from another thread (it needs only the namespace's name).
+pub fn sample_routes(ns: &str) -> Vec<(String, Vec<String>)> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "-n", ns, "route", "show", "proto", "bgp"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let mut routes: Vec<(String, Vec<String>)> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let mut gws: Vec<String> = match r["nexthops"].as_array() {
+                Some(h) => h
+                    .iter()
+                    .filter_map(|n| n["gateway"].as_str().map(str::to_owned))
+                    .collect(),
+                None => r["gateway"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect(),
+            };
+            gws.sort();
+            (r["dst"].as_str().unwrap_or_default().to_owned(), gws)
+        })
+        .collect();
+    routes.sort();
+    routes
+}
+
+/// Builds a topology without starting its daemons (to prepare something first), with this
+/// build's `lbspeaker`; [`start_all`] starts them in the lab's order.
+pub fn up_stopped(tag: &str, topology: Topology) -> Lab {
+    let opts = LabOptions {
+        lbspeaker: Some(PathBuf::from(env!("CARGO_BIN_EXE_lbspeaker"))),
+        start_daemons: false,
+        ..LabOptions::with_prefix(unique_prefix(tag))
+    };
+    Lab::up(topology, opts).unwrap()
+}
+
+/// Starts every daemon of a lab built by [`up_stopped`]: routers first, lbspeaker last.
+pub fn start_all(lab: &mut Lab) {
+    let order: Vec<String> = lab
+        .topology()
+        .start_order()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    for node in order {
+        frr_lab::daemons::restart(lab, &node).unwrap();
+    }
 }

@@ -83,7 +83,6 @@ pub struct DirectorySource {
     root: PathBuf,
     tx: Arc<watch::Sender<Arc<Snapshot>>>,
     state: Arc<Mutex<State>>,
-    _watcher: notify::RecommendedWatcher,
     task: JoinHandle<()>,
 }
 
@@ -146,17 +145,16 @@ impl DirectorySource {
         let tx = Arc::new(tx);
         let task = tokio::spawn(watch_loop(
             ev_rx,
+            Watched::new(watcher, root.clone()),
             state.clone(),
             tx.clone(),
             opts,
-            root.clone(),
         ));
         tracing::info!(dir = %root.display(), objects = tx.borrow().len(), "reading manifests");
         Ok(DirectorySource {
             root,
             tx,
             state,
-            _watcher: watcher,
             task,
         })
     }
@@ -238,49 +236,122 @@ fn ignorable(ev: &notify::Result<notify::Event>, root: &Path) -> bool {
     read_only || (!ev.paths.is_empty() && ev.paths.iter().all(hidden))
 }
 
-/// Collects change events until the directory is quiet, then re-reads what changed.
+/// How often a directory that cannot be read (or a part of it) is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The watcher and which directory (device and inode) it watches: a directory deleted, or
+/// renamed away with another put in its place, is a new directory to watch.
+struct Watched {
+    watcher: notify::RecommendedWatcher,
+    root: PathBuf,
+    id: Option<(u64, u64)>,
+}
+
+impl Watched {
+    fn new(watcher: notify::RecommendedWatcher, root: PathBuf) -> Self {
+        let id = dir_id(&root);
+        Watched { watcher, root, id }
+    }
+
+    /// Watches the directory at the root path again if it is not the one watched; `true`
+    /// when it did (everything must be read again).
+    fn rewatch_if_replaced(&mut self) -> bool {
+        let Some(now) = dir_id(&self.root) else {
+            return false;
+        };
+        if Some(now) == self.id {
+            return false;
+        }
+        let _ = self.watcher.unwatch(&self.root);
+        match self.watcher.watch(&self.root, RecursiveMode::Recursive) {
+            Ok(()) => {
+                tracing::info!(dir = %self.root.display(), "the manifest directory was replaced; watching the new one");
+                self.id = Some(now);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(dir = %self.root.display(), error = %e, "cannot watch the manifest directory; retrying");
+                false
+            }
+        }
+    }
+}
+
+fn dir_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(p)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Collects change events until the directory is quiet, then re-reads what changed. While
+/// the directory (or a part of it) cannot be read, it is read again every [`RETRY`].
 async fn watch_loop(
     mut rx: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    mut watched: Watched,
     state: Arc<Mutex<State>>,
     tx: Arc<watch::Sender<Arc<Snapshot>>>,
     opts: DirectoryOptions,
-    root: PathBuf,
 ) {
-    while let Some(first) = rx.recv().await {
-        if ignorable(&first, &root) {
-            continue;
-        }
+    let root = watched.root.clone();
+    let mut degraded = false;
+    loop {
         let mut paths: Vec<PathBuf> = Vec::new();
         let mut full = false;
-        let mut take = |ev: notify::Result<notify::Event>, paths: &mut Vec<PathBuf>| {
-            if ignorable(&ev, &root) {
-                return;
-            }
-            match ev {
-                Ok(ev) => {
-                    if ev.need_rescan() {
-                        full = true;
-                    }
-                    paths.extend(ev.paths);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "watch error; reading the whole directory again");
+        let first = if degraded {
+            match tokio::time::timeout(RETRY, rx.recv()).await {
+                Ok(Some(ev)) => Some(ev),
+                Ok(None) => return,
+                Err(_) => {
                     full = true;
+                    None
                 }
+            }
+        } else {
+            match rx.recv().await {
+                Some(ev) => Some(ev),
+                None => return,
             }
         };
-        take(first, &mut paths);
-        let deadline = tokio::time::Instant::now() + opts.max_delay;
-        loop {
-            let quiet = tokio::time::Instant::now() + opts.debounce;
-            match tokio::time::timeout_at(quiet.min(deadline), rx.recv()).await {
-                Ok(Some(ev)) => take(ev, &mut paths),
-                Ok(None) => return,
-                Err(_) => break,
+        if let Some(first) = first {
+            if ignorable(&first, &root) {
+                continue;
             }
+            let mut take = |ev: notify::Result<notify::Event>, paths: &mut Vec<PathBuf>| {
+                if ignorable(&ev, &root) {
+                    return;
+                }
+                match ev {
+                    Ok(ev) => {
+                        if ev.need_rescan() {
+                            full = true;
+                        }
+                        paths.extend(ev.paths);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watch error; reading the whole directory again");
+                        full = true;
+                    }
+                }
+            };
+            take(first, &mut paths);
+            let deadline = tokio::time::Instant::now() + opts.max_delay;
+            loop {
+                let quiet = tokio::time::Instant::now() + opts.debounce;
+                match tokio::time::timeout_at(quiet.min(deadline), rx.recv()).await {
+                    Ok(Some(ev)) => take(ev, &mut paths),
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+        }
+        if watched.rewatch_if_replaced() || degraded {
+            full = true;
         }
         paths.sort();
         paths.dedup();
+        let retry_only = paths.is_empty();
         let st = state.clone();
         let root = root.clone();
         let snap = tokio::task::spawn_blocking(move || {
@@ -294,10 +365,17 @@ async fn watch_loop(
                     }
                 }
             }
-            s.snapshot(Timestamp::now())
+            (s.degraded(), s.snapshot(Timestamp::now()))
         })
         .await;
-        if let Ok(snap) = snap {
+        if let Ok((still_degraded, snap)) = snap {
+            // A retry that finds the same trouble publishes nothing new.
+            let same =
+                degraded && still_degraded && retry_only && tx.borrow().problems == snap.problems;
+            degraded = still_degraded;
+            if same {
+                continue;
+            }
             log_problems(&snap);
             tracing::debug!(
                 revision = snap.revision,

@@ -105,7 +105,21 @@ impl DirectoryStatus {
     fn apply(&self, update: &StatusUpdate) -> Result<(), StatusError> {
         let path = status_path(&self.root, update.kind(), &update.key())?;
         match Self::render(update)? {
-            Some(text) => write_atomic(&path, text.as_bytes()),
+            Some(text) => {
+                // Directories are made below the manifest directory, never the manifest
+                // directory itself: one renamed away must not come back empty, holding
+                // only status (every process would then see every object deleted).
+                if !self.root.is_dir() {
+                    return Err(StatusError::Io {
+                        path: self.root.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the manifest directory is gone",
+                        ),
+                    });
+                }
+                write_atomic(&path, text.as_bytes())
+            }
             None => match std::fs::remove_file(&path) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -38,6 +38,8 @@ struct ManifestFile {
 #[derive(Debug, Clone)]
 struct StatusFile {
     result: Result<(Kind, ObjectKey, StatusPayload, Option<Time>), String>,
+    /// The file could not be read this time (`result` is what was read before).
+    error: Option<String>,
 }
 
 /// The source's memory.
@@ -49,6 +51,12 @@ pub(crate) struct State {
     /// When this process first saw objects without `metadata.creationTimestamp`.
     first_seen: HashMap<(Kind, ObjectKey), Timestamp>,
     revision: u64,
+    /// Why the directory itself cannot be read now (renamed away, deleted, no permission):
+    /// everything read before is kept, as a Kubernetes agent keeps its caches while the API
+    /// server is unreachable. An unreadable directory is not an empty one.
+    unavailable: Option<String>,
+    /// Directories below it that cannot be read, and why; what was read under them is kept.
+    unreadable: BTreeMap<PathBuf, String>,
 }
 
 impl State {
@@ -59,7 +67,15 @@ impl State {
             statuses: BTreeMap::new(),
             first_seen: HashMap::new(),
             revision: 0,
+            unavailable: None,
+            unreadable: BTreeMap::new(),
         }
+    }
+
+    /// Whether part of the directory could not be read: the watcher retries until it can
+    /// (an event may never come, e.g. for a directory deleted and made again).
+    pub fn degraded(&self) -> bool {
+        self.unavailable.is_some() || !self.unreadable.is_empty()
     }
 
     fn status_root(&self) -> PathBuf {
@@ -71,7 +87,9 @@ impl State {
         self.refresh(&self.root.clone());
     }
 
-    /// Re-reads what is at or below `path` (a file or a directory, present or gone).
+    /// Re-reads what is at or below `path` (a file or a directory, present or gone). Nothing
+    /// is forgotten while the directory itself cannot be read, nor what lies under a
+    /// directory that cannot be read: only a file or directory that is gone is a deletion.
     pub fn refresh(&mut self, path: &Path) {
         let Ok(rel) = path.strip_prefix(&self.root) else {
             return;
@@ -82,9 +100,21 @@ impl State {
         {
             return;
         }
+        if let Err(e) = std::fs::read_dir(&self.root) {
+            if self.unavailable.is_none() {
+                tracing::error!(dir = %self.root.display(), error = %e, "the manifest directory cannot be read; keeping everything read before");
+            }
+            self.unavailable = Some(format!(
+                "the manifest directory cannot be read ({e}); keeping everything read before"
+            ));
+            return;
+        }
+        if self.unavailable.take().is_some() {
+            tracing::info!(dir = %self.root.display(), "the manifest directory can be read again");
+        }
         let status_root = self.status_root();
         let in_status = path.starts_with(&status_root);
-        // Forget what was under `path`; what still exists is read again below.
+        // Set aside what was under `path`; what still exists is read again below.
         let under = |p: &Path| p.starts_with(path);
         let mut old_manifests = BTreeMap::new();
         if !in_status {
@@ -100,22 +130,56 @@ impl State {
                 }
             }
         }
+        let mut old_statuses = BTreeMap::new();
         let status_keys: Vec<PathBuf> =
             self.statuses.keys().filter(|p| under(p)).cloned().collect();
         for k in status_keys {
-            self.statuses.remove(&k);
+            if let Some(v) = self.statuses.remove(&k) {
+                old_statuses.insert(k, v);
+            }
         }
+        self.unreadable.retain(|p, _| !under(p));
         let mut files = Vec::new();
-        collect_yaml(path, &status_root, in_status, 0, &mut files);
+        let mut unreadable = Vec::new();
+        collect_yaml(
+            path,
+            &status_root,
+            in_status,
+            0,
+            &mut files,
+            &mut unreadable,
+        );
         for f in files {
             if f.starts_with(&status_root) {
-                let entry = read_status(&f);
+                let entry = read_status(&f, old_statuses.remove(&f));
                 self.statuses.insert(f, entry);
             } else {
                 let old = old_manifests.remove(&f);
                 let entry = read_manifest(&f, old);
                 self.manifests.insert(f, entry);
             }
+        }
+        // What lies under a directory that cannot be read is kept as it was.
+        let hidden_by = |p: &Path| {
+            unreadable
+                .iter()
+                .any(|(d, _): &(PathBuf, String)| p.starts_with(d))
+        };
+        for (k, v) in old_manifests {
+            if hidden_by(&k) {
+                self.manifests.insert(k, v);
+            }
+        }
+        for (k, v) in old_statuses {
+            if hidden_by(&k) {
+                self.statuses.insert(k, v);
+            }
+        }
+        for (d, e) in unreadable {
+            if !self.unreadable.contains_key(&d) {
+                tracing::warn!(dir = %d.display(), error = %e, "a manifest directory cannot be read; keeping what was read under it");
+            }
+            self.unreadable.insert(d, e);
         }
     }
 
@@ -134,6 +198,17 @@ impl State {
         let mut b = SnapshotBuilder::new();
         let mut unknown_failures = false;
         let mut failed_idents: BTreeSet<(Kind, ObjectKey)> = BTreeSet::new();
+        if let Some(e) = &self.unavailable {
+            b.problem(".", e.clone());
+            unknown_failures = true;
+        }
+        for (d, e) in &self.unreadable {
+            b.problem(
+                self.origin(d),
+                format!("cannot read this directory ({e}); keeping what was read under it"),
+            );
+            unknown_failures = true;
+        }
         for (path, f) in &self.manifests {
             let origin = self.origin(path);
             if let Some(e) = &f.error {
@@ -157,6 +232,9 @@ impl State {
         }
         for (path, s) in &self.statuses {
             let origin = self.origin(path);
+            if let Some(e) = &s.error {
+                b.problem(&origin, e.clone());
+            }
             match &s.result {
                 Err(e) => b.problem(&origin, e.clone()),
                 Ok((kind, key, payload, created)) => {
@@ -193,28 +271,40 @@ impl State {
 }
 
 /// Every `.yaml`/`.yml` file at or below `path`, skipping hidden names and, outside the status
-/// area, the `status/` directory itself.
+/// area, the `status/` directory itself. Directories that exist but cannot be read go to
+/// `unreadable` with the reason.
 fn collect_yaml(
     path: &Path,
     status_root: &Path,
     in_status: bool,
     depth: usize,
     out: &mut Vec<PathBuf>,
+    unreadable: &mut Vec<(PathBuf, String)>,
 ) {
     if depth > MAX_DEPTH {
         return;
     }
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            unreadable.push((path.to_path_buf(), e.to_string()));
+            return;
+        }
     };
     if meta.is_dir() {
         if !in_status && path == status_root {
             // Status is read as status, never as manifests.
-            collect_yaml(path, status_root, true, depth, out);
+            collect_yaml(path, status_root, true, depth, out, unreadable);
             return;
         }
-        let Ok(rd) = std::fs::read_dir(path) else {
-            return;
+        let rd = match std::fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                unreadable.push((path.to_path_buf(), e.to_string()));
+                return;
+            }
         };
         let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
         entries.sort();
@@ -224,7 +314,7 @@ fn collect_yaml(
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'));
             if !hidden {
                 let st = in_status || e == status_root;
-                collect_yaml(&e, status_root, st, depth + 1, out);
+                collect_yaml(&e, status_root, st, depth + 1, out, unreadable);
             }
         }
     } else if meta.is_file() && path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
@@ -284,15 +374,30 @@ fn read_manifest(path: &Path, old: Option<ManifestFile>) -> ManifestFile {
     ManifestFile { docs, error: None }
 }
 
-fn read_status(path: &Path) -> StatusFile {
-    StatusFile {
-        result: parse_status(path),
+/// A status file that cannot be read (as opposed to one that is gone, or holds nonsense)
+/// keeps what was read from it before: a Service must not lose its address because its
+/// status file could not be opened for a moment.
+fn read_status(path: &Path, old: Option<StatusFile>) -> StatusFile {
+    match std::fs::read_to_string(path) {
+        Ok(text) => StatusFile {
+            result: parse_status(&text),
+            error: None,
+        },
+        Err(e) => match old {
+            Some(StatusFile { result: Ok(r), .. }) => StatusFile {
+                result: Ok(r),
+                error: Some(format!("cannot read: {e}; keeping what was read before")),
+            },
+            _ => StatusFile {
+                result: Err(format!("cannot read: {e}")),
+                error: None,
+            },
+        },
     }
 }
 
-fn parse_status(path: &Path) -> Result<(Kind, ObjectKey, StatusPayload, Option<Time>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let docs = split_documents(&text);
+fn parse_status(text: &str) -> Result<(Kind, ObjectKey, StatusPayload, Option<Time>), String> {
+    let docs = split_documents(text);
     let doc = match docs.as_slice() {
         [d] => d,
         _ => return Err("a status file holds exactly one document".into()),
