@@ -119,6 +119,7 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
     let dataplane = args.dataplane.options();
     if args.drop_capabilities {
         let needs = crate::daemon::privileges::Needs {
+            bgp: true,
             l2: l2.is_some(),
             dataplane: dataplane.mode != crate::dataplane::Mode::Off,
         };

@@ -16,6 +16,9 @@ use caps::{CapSet, Capability, CapsHashSet};
 /// What the run needs privileges for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
+    /// The BGP control plane: received routes may be installed in the kernel
+    /// (`lbspeaker.io/install-routes`, turned on by a manifest edit at any time).
+    pub bgp: bool,
     /// L2 announcements: AF_PACKET sockets for ARP and NDP, opened per interface as policies
     /// and interfaces change.
     pub l2: bool,
@@ -30,6 +33,16 @@ pub fn needed(needs: Needs) -> Vec<(Capability, &'static str)> {
         Capability::CAP_NET_BIND_SERVICE,
         "BGP listeners on port 179 (a peer's localPort, at any time)",
     )];
+    if needs.bgp || needs.dataplane {
+        keep.push((
+            Capability::CAP_NET_ADMIN,
+            if needs.dataplane {
+                "installing received routes in the kernel, attaching the dataplane (tc)"
+            } else {
+                "installing received routes in the kernel (lbspeaker.io/install-routes, at any time)"
+            },
+        ));
+    }
     if needs.l2 {
         keep.push((
             Capability::CAP_NET_RAW,
@@ -37,10 +50,6 @@ pub fn needed(needs: Needs) -> Vec<(Capability, &'static str)> {
         ));
     }
     if needs.dataplane {
-        keep.push((
-            Capability::CAP_NET_ADMIN,
-            "attaching the dataplane to interfaces (XDP, tc)",
-        ));
         keep.push((Capability::CAP_BPF, "eBPF maps and programs"));
         keep.push((
             Capability::CAP_PERFMON,
@@ -135,12 +144,21 @@ mod tests {
         let caps = |n| -> Vec<Capability> { needed(n).into_iter().map(|(c, _)| c).collect() };
         assert_eq!(
             caps(Needs {
+                bgp: false,
                 l2: false,
                 dataplane: false
             }),
             [Capability::CAP_NET_BIND_SERVICE]
         );
+        let bgp = caps(Needs {
+            bgp: true,
+            l2: false,
+            dataplane: false,
+        });
+        assert!(bgp.contains(&Capability::CAP_NET_ADMIN), "{bgp:?}");
+        assert!(!bgp.contains(&Capability::CAP_BPF), "{bgp:?}");
         let all = caps(Needs {
+            bgp: true,
             l2: true,
             dataplane: true,
         });
