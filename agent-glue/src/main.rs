@@ -6,8 +6,8 @@ use clap::{Parser, Subcommand};
 
 use agent_glue::cli::query::{self, Query, QueryArgs};
 
-/// BGP control plane, LB-IPAM and L2 announcements for bare-metal Kubernetes, driven by the
-/// cilium.io resources.
+/// BGP control plane, LB-IPAM, L2 announcements and an eBPF service dataplane for bare-metal
+/// Kubernetes, driven by the cilium.io resources.
 #[derive(Debug, Parser)]
 #[command(name = "lbspeaker", version, about)]
 struct Cli {
@@ -20,8 +20,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon on a directory of manifests: LB-IPAM and BGP conditions (operator role,
-    /// one process per directory leads), this node's BGP speaker, the local API and metrics.
-    Run(agent_glue::cli::run::RunArgs),
+    /// one process per directory leads), this node's BGP speaker, L2 announcements and
+    /// dataplane, the local API and metrics.
+    Run(Box<agent_glue::cli::run::RunArgs>),
+    /// Run the node agent on a Kubernetes cluster (a DaemonSet, one per node): this node's BGP
+    /// speaker, L2 announcements and dataplane, its CiliumBGPNodeConfig status, the local API
+    /// and metrics.
+    Agent(Box<agent_glue::cli::kube::AgentArgs>),
+    /// Run the operator on a Kubernetes cluster (a Deployment; one replica leads through a
+    /// Lease): LB-IPAM, the BGP and L2 policy conditions and every node's CiliumBGPNodeConfig.
+    Operator(Box<agent_glue::cli::kube::OperatorArgs>),
     /// BGP sessions, routes and policies of the running daemon, and BGP tools.
     #[command(subcommand)]
     Bgp(agent_glue::cli::bgp::BgpCommand),
@@ -31,6 +39,9 @@ enum Command {
     /// L2 announcements.
     #[command(subcommand)]
     L2(L2Command),
+    /// The eBPF service dataplane.
+    #[command(subcommand)]
+    Lb(LbCommand),
     /// The daemon at a glance.
     Status,
     /// Convert another load balancer's configuration into cilium.io manifests.
@@ -44,6 +55,12 @@ enum IpamCommand {
     Pools,
     /// LoadBalancer services, their addresses and the IPAMRequestSatisfied condition.
     Services,
+}
+
+#[derive(Debug, Subcommand)]
+enum LbCommand {
+    /// The dataplane's services: SERVICE ADDRESS, BACKEND ADDRESS (REVNAT_ID) (SLOT), flags.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,11 +82,14 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let q = &cli.query;
     match cli.command {
-        Command::Run(args) => agent_glue::cli::run::run(args, q.api.clone())?,
+        Command::Run(args) => agent_glue::cli::run::run(*args, q.api.clone())?,
+        Command::Agent(args) => agent_glue::cli::kube::run_agent(*args, q.api.clone())?,
+        Command::Operator(args) => agent_glue::cli::kube::run_operator(*args, q.api.clone())?,
         Command::Bgp(cmd) => agent_glue::cli::bgp::run(cmd, q)?,
         Command::Ipam(IpamCommand::Pools) => query::run(q, Query::Pools)?,
         Command::Ipam(IpamCommand::Services) => query::run(q, Query::Services)?,
         Command::L2(L2Command::Leases) => query::run(q, Query::Leases)?,
+        Command::Lb(LbCommand::List) => query::run(q, Query::LbList)?,
         Command::Status => query::run(q, Query::Status)?,
         Command::Convert(cmd) => {
             // Everything that converted is printed even when something else could not be.

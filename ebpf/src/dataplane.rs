@@ -165,6 +165,36 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Removes the links pinned under the bpffs root that this dataplane did not attach
+    /// (interfaces an earlier run attached and this one is no longer told to): their
+    /// programs detach. Returns how many were removed. Without a kernel dataplane, nothing.
+    pub fn detach_others(&mut self) -> std::io::Result<usize> {
+        if !self.is_kernel() {
+            return Ok(0);
+        }
+        let dir = self.config.bpffs_root.join("links");
+        let mut n = 0;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        for e in entries {
+            let path = e?.path();
+            if !self.pins.contains(&path) {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        info!(link = %path.display(), "detached a link this run does not want");
+                        n += 1;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(n)
+    }
+
     fn refresh_if_dirty(&mut self) -> Result<(), SyncError> {
         if self.dirty {
             let snap = self.store().snapshot()?;

@@ -66,7 +66,7 @@ pub enum LoadError {
         "{what}: permission denied. The dataplane needs CAP_BPF and CAP_NET_ADMIN (CAP_SYS_ADMIN \
          on kernels before 5.8): run lbspeaker as root, or in Kubernetes give the agent \
          `securityContext.privileged: true` or `capabilities.add: [BPF, NET_ADMIN, PERFMON]`; \
-         or run without the dataplane (--no-dataplane)"
+         or run lbspeaker without the dataplane (`--dataplane off`)"
     )]
     Permission {
         /// What was attempted.
@@ -75,7 +75,7 @@ pub enum LoadError {
     /// The pin root is not on a BPF filesystem.
     #[error(
         "{} is not on a BPF filesystem: mount one with `mount -t bpf bpf /sys/fs/bpf` (or point \
-         the dataplane's bpffs root at a bpffs mount); maps must be pinned there to survive a \
+         `--bpffs-root` at a directory on a bpffs mount); maps must be pinned there to survive a \
          restart",
         path.display()
     )]

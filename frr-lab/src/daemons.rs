@@ -97,8 +97,34 @@ pub fn lbspeaker_args(lab: &Lab, node: &str) -> Vec<String> {
         "--metrics-addr".to_owned(),
         format!("127.0.0.1:{LBSPEAKER_METRICS_PORT}"),
     ];
+    if spec.bpffs {
+        args.push("--bpffs-root".to_owned());
+        args.push(
+            bpffs_dir(lab, node)
+                .join("lbspeaker")
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
     args.extend(spec.args);
     args
+}
+
+/// Where an lbspeaker node with `bpffs: true` has its own bpffs mounted.
+pub fn bpffs_dir(lab: &Lab, node: &str) -> std::path::PathBuf {
+    lab.state().dir.join(node).join("bpffs")
+}
+
+/// Mounts the node's bpffs unless it is mounted already (a restart keeps it, and with it the
+/// pinned maps and links).
+fn mount_bpffs(lab: &Lab, node: &str) -> Result<(), LabError> {
+    let dir = bpffs_dir(lab, node);
+    if crate::lab::mounts_under(&dir).contains(&dir) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(LabError::io(format!("cannot create {}", dir.display())))?;
+    cmd::run("mount", &["-t", "bpf", "bpf", &dir.to_string_lossy()]).map(|_| ())
 }
 
 fn start_lbspeaker(lab: &mut Lab, node: &str) -> Result<u32, LabError> {
@@ -109,6 +135,15 @@ fn start_lbspeaker(lab: &mut Lab, node: &str) -> Result<u32, LabError> {
                 .into(),
         ));
     };
+    let bpffs = lab
+        .topology()
+        .nodes
+        .get(node)
+        .and_then(|n| n.lbspeaker.as_ref())
+        .is_some_and(|l| l.bpffs);
+    if bpffs {
+        mount_bpffs(lab, node)?;
+    }
     let args = lbspeaker_args(lab, node);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let bin_s = bin.to_string_lossy().into_owned();
@@ -152,11 +187,25 @@ pub fn config_text(topology: &Topology, node: &str) -> Result<String, LabError> 
             .map(|b| render::bird_conf(b, "bird.log"))
             .ok_or_else(missing),
         NodeKind::Lbspeaker => Ok(format!(
-            "# {node} runs lbspeaker on the lab's shared manifest directory (LAB/manifests/):\n# lbspeaker run --config-dir LAB/manifests --node {} --api LAB/{node}/api.sock --metrics-addr 127.0.0.1:{LBSPEAKER_METRICS_PORT}\n{}",
+            "# {node} runs lbspeaker on the lab's shared manifest directory (LAB/manifests/):\n# lbspeaker run --config-dir LAB/manifests --node {} --api LAB/{node}/api.sock --metrics-addr 127.0.0.1:{LBSPEAKER_METRICS_PORT}{}\n{}",
             n.lbspeaker
                 .as_ref()
                 .and_then(|l| l.node.clone())
                 .unwrap_or_else(|| node.to_owned()),
+            n.lbspeaker
+                .as_ref()
+                .map(|l| {
+                    let mut extra = String::new();
+                    if l.bpffs {
+                        extra.push_str(&format!(" --bpffs-root LAB/{node}/bpffs/lbspeaker"));
+                    }
+                    for a in &l.args {
+                        extra.push(' ');
+                        extra.push_str(a);
+                    }
+                    extra
+                })
+                .unwrap_or_default(),
             topology
                 .manifest_files()
                 .iter()

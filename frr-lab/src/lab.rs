@@ -205,6 +205,7 @@ impl Lab {
         lab.write_manifests()?;
         lab.build_network()?;
         if opts.start_daemons {
+            lab.start_processes()?;
             let order: Vec<String> = lab
                 .state
                 .topology
@@ -470,6 +471,52 @@ impl Lab {
         cmd::checked("ip", &full, out)
     }
 
+    /// Starts every node's `processes` (topology order), each in the node's directory with its
+    /// files, and waits until each listens on its `ready` ports.
+    fn start_processes(&mut self) -> Result<(), LabError> {
+        let topology = self.state.topology.clone();
+        for (node, n) in &topology.nodes {
+            for p in &n.processes {
+                let dir = self.node_dir(node)?;
+                for f in &p.files {
+                    let text = topology.files.get(f).ok_or_else(|| {
+                        LabError::Prerequisite(format!("process {} of {node}: no file {f}", p.name))
+                    })?;
+                    let name = Path::new(f).file_name().unwrap_or(f.as_ref());
+                    let path = dir.join(name);
+                    std::fs::write(&path, text)
+                        .map_err(LabError::io(format!("cannot write {}", path.display())))?;
+                }
+                let Some((program, args)) = p.command.split_first() else {
+                    continue;
+                };
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.spawn_in(node, &p.name, program, &args, Some(&dir))?;
+            }
+        }
+        for (node, n) in &topology.nodes {
+            for p in &n.processes {
+                for r in &p.ready {
+                    let Some((tcp, port)) = topology::parse_ready(r) else {
+                        continue;
+                    };
+                    let filter = format!("sport = :{port}");
+                    let flags = if tcp { "-Hltn" } else { "-Hlun" };
+                    Lab::wait_for(
+                        &format!("process {} of {node} to listen on {r}", p.name),
+                        Duration::from_secs(15),
+                        |_| {
+                            let out = self.exec(node, "ss", &[flags, &filter])?;
+                            Ok((!String::from_utf8_lossy(&out.stdout).trim().is_empty())
+                                .then_some(()))
+                        },
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Starts a long-running process in a node, in its own process group, with its output in
     /// `NODE_DIR/NAME.log`. The lab stops it on teardown.
     pub fn spawn(
@@ -478,6 +525,18 @@ impl Lab {
         name: &str,
         program: &str,
         args: &[&str],
+    ) -> Result<u32, LabError> {
+        self.spawn_in(node, name, program, args, None)
+    }
+
+    /// [`Lab::spawn`] with a working directory.
+    pub fn spawn_in(
+        &mut self,
+        node: &str,
+        name: &str,
+        program: &str,
+        args: &[&str],
+        cwd: Option<&Path>,
     ) -> Result<u32, LabError> {
         let log_path = self.node_dir(node)?.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
@@ -488,8 +547,11 @@ impl Lab {
         let log2 = log
             .try_clone()
             .map_err(LabError::io("cannot duplicate log handle"))?;
-        let child = self
-            .command(node, program)?
+        let mut command = self.command(node, program)?;
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -711,6 +773,12 @@ impl Lab {
                 problems.push(e.to_string());
             }
         }
+        // Filesystems mounted for the lab (a node's bpffs) go before its directory.
+        for m in mounts_under(&self.state.dir) {
+            if let Err(e) = cmd::run("umount", &["-l", &m.to_string_lossy()]) {
+                problems.push(e.to_string());
+            }
+        }
         if self.state.dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&self.state.dir)
         {
@@ -766,6 +834,42 @@ pub fn down_without_state(
     };
     lab.teardown()?;
     Ok(namespaces)
+}
+
+/// Mount points at or below `dir`, deepest first (from `/proc/self/mountinfo`; octal escapes
+/// of spaces and such decoded).
+pub(crate) fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mount(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    out.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    out.dedup();
+    out
+}
+
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && let Some(oct) = s.get(i + 1..i + 4)
+            && let Ok(v) = u8::from_str_radix(oct, 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `PREFIX-NODE`.
@@ -906,6 +1010,15 @@ mod tests {
         let b = unique_prefix("t");
         assert_ne!(a, b);
         assert!(topology::valid_name(&a, 24), "{a}");
+    }
+
+    #[test]
+    fn mount_points_are_unescaped() {
+        assert_eq!(
+            unescape_mount("/run/frr-lab/a\\040b/x"),
+            "/run/frr-lab/a b/x"
+        );
+        assert_eq!(unescape_mount("/plain"), "/plain");
     }
 
     #[test]

@@ -87,6 +87,11 @@ pub struct Topology {
     /// `LAB/manifests/`, which every `lbspeaker` node runs on: the cluster the lab plays.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
+    /// Where `manifests` are read from, relative to this file (default: its directory); they
+    /// keep the names listed under `LAB/manifests/`. For a variant living beside the lab it
+    /// varies (`manifest-dir: ..`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_dir: Option<String>,
     /// Contents of the files the nodes' `config` fields and `manifests` name, read when the
     /// topology was loaded, so that a lab never depends on the working directory.
     #[serde(skip)]
@@ -130,6 +135,28 @@ pub struct Node {
     /// a benchmark can keep a device under test and its helpers on different cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<String>,
+    /// Processes started in the node once the network is up, before any daemon (a lab's
+    /// backends, for instance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessSpec>,
+}
+
+/// A process a node runs: started in the node's namespace with the node's directory as its
+/// working directory (where its `files` are copied), its output in `NODE_DIR/NAME.log`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProcessSpec {
+    /// Its name (the log file's, and what `frr-lab status` shows).
+    pub name: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Topology files (relative to it) copied into the node's directory under their file
+    /// names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Ports the process listens on when ready: `tcp/80`, `udp/5353`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ready: Vec<String>,
 }
 
 /// How an `lbspeaker` node runs `lbspeaker run --config-dir LAB/manifests --node NAME
@@ -143,6 +170,11 @@ pub struct LbspeakerSpec {
     /// Extra arguments to `lbspeaker run` (e.g. `--log-level`, `debug`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// Give the node a bpffs of its own (as its machine's `/sys/fs/bpf`, which `ip netns
+    /// exec` hides), mounted at `LAB/NODE/bpffs` and passed as `--bpffs-root
+    /// LAB/NODE/bpffs/lbspeaker`: for `--dataplane on`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bpffs: bool,
 }
 
 /// What runs in a node.
@@ -376,7 +408,7 @@ impl<'de> Deserialize<'de> for StaticRoute {
 }
 
 /// The topologies compiled into frr-lab, by name.
-pub const BUILTIN_NAMES: &[&str] = &["seed", "seed-gobgpd", "l2"];
+pub const BUILTIN_NAMES: &[&str] = &["seed", "seed-gobgpd", "seed-dataplane", "l2"];
 
 /// `(topology name, file name, contents)` of every file of the built-in topologies.
 const BUILTIN_FILES: &[(&str, &str, &str)] = &[
@@ -431,9 +463,70 @@ const BUILTIN_FILES: &[(&str, &str, &str)] = &[
         include_str!("../topologies/seed/frr-tor.conf"),
     ),
     (
+        "seed-dataplane",
+        "topology.yaml",
+        include_str!("../topologies/seed/dataplane/topology.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "../frr-tor.conf",
+        include_str!("../topologies/seed/frr-tor.conf"),
+    ),
+    (
+        "seed-dataplane",
+        "../bgp.yaml",
+        include_str!("../topologies/seed/bgp.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "../lb-pool.yaml",
+        include_str!("../topologies/seed/lb-pool.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "../webpod.yaml",
+        include_str!("../topologies/seed/webpod.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "../lb-advertisement.yaml",
+        include_str!("../topologies/seed/lb-advertisement.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "../cluster/nodes.yaml",
+        include_str!("../topologies/seed/cluster/nodes.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "../cluster/webpod-endpoints.yaml",
+        include_str!("../topologies/seed/cluster/webpod-endpoints.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "../dataplane/webpod-udp.yaml",
+        include_str!("../topologies/seed/dataplane/webpod-udp.yaml"),
+    ),
+    (
+        "seed-dataplane",
+        "webpod.py",
+        include_str!("../topologies/seed/dataplane/webpod.py"),
+    ),
+    (
         "l2",
         "topology.yaml",
         include_str!("../topologies/l2/topology.yaml"),
+    ),
+    ("l2", "l2.yaml", include_str!("../topologies/l2/l2.yaml")),
+    (
+        "l2",
+        "cluster/nodes.yaml",
+        include_str!("../topologies/l2/cluster/nodes.yaml"),
+    ),
+    (
+        "l2",
+        "cluster/ingress.yaml",
+        include_str!("../topologies/l2/cluster/ingress.yaml"),
     ),
 ];
 
@@ -489,11 +582,27 @@ impl Topology {
             .nodes
             .values()
             .flat_map(|n| n.config.iter().chain(n.bfdd_config.iter()).cloned());
-        let wanted: Vec<(String, bool)> = configs
-            .map(|c| (c, false))
-            .chain(topology.manifests.iter().map(|m| (m.clone(), true)))
+        let process_files: Vec<String> = topology
+            .nodes
+            .values()
+            .flat_map(|n| n.processes.iter().flat_map(|p| p.files.iter().cloned()))
             .collect();
-        for (file, manifest) in wanted {
+        let from = |m: &String| match &topology.manifest_dir {
+            Some(d) => format!("{}/{m}", d.trim_end_matches('/')),
+            None => m.clone(),
+        };
+        // (name in the lab, must be a plain relative path, where to read it)
+        let wanted: Vec<(String, bool, String)> = configs
+            .map(|c| (c.clone(), false, c))
+            .chain(
+                topology
+                    .manifests
+                    .iter()
+                    .map(|m| (m.clone(), true, from(m))),
+            )
+            .chain(process_files.into_iter().map(|f| (f.clone(), true, f)))
+            .collect();
+        for (file, manifest, source) in wanted {
             if topology.files.contains_key(&file) {
                 continue;
             }
@@ -505,9 +614,9 @@ impl Topology {
                     ),
                 });
             }
-            let text = read_file(&file).map_err(|error| TopologyError::File {
+            let text = read_file(&source).map_err(|error| TopologyError::File {
                 source_name: source_name.to_owned(),
-                path: PathBuf::from(&file),
+                path: PathBuf::from(&source),
                 error,
             })?;
             topology.files.insert(file, text);
@@ -658,6 +767,29 @@ impl Topology {
                     "node {name}: `lbspeaker` is for lbspeaker nodes"
                 )));
             }
+            let mut process_names = BTreeSet::new();
+            for p in &node.processes {
+                if !valid_name(&p.name, 24) || !process_names.insert(p.name.as_str()) {
+                    return Err(invalid(format!(
+                        "node {name}: process name {:?} must be unique and 1-24 characters of a-z, 0-9 and '-'",
+                        p.name
+                    )));
+                }
+                if p.command.is_empty() {
+                    return Err(invalid(format!(
+                        "node {name}: process {} has no command",
+                        p.name
+                    )));
+                }
+                for r in &p.ready {
+                    if parse_ready(r).is_none() {
+                        return Err(invalid(format!(
+                            "node {name}: process {}: ready {r:?} is not tcp/PORT or udp/PORT",
+                            p.name
+                        )));
+                    }
+                }
+            }
             if node.config.is_some() && node.kind != NodeKind::Frr {
                 return Err(invalid(format!("node {name}: `config` is for frr nodes")));
             }
@@ -692,6 +824,18 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+/// `tcp/80` or `udp/5353`: (is TCP, port).
+pub(crate) fn parse_ready(s: &str) -> Option<(bool, u16)> {
+    let (proto, port) = s.split_once('/')?;
+    let tcp = match proto {
+        "tcp" => true,
+        "udp" => false,
+        _ => return None,
+    };
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    Some((tcp, port))
 }
 
 fn builtin_file(topology: &str, file: &str) -> Option<&'static str> {
@@ -777,6 +921,59 @@ mod tests {
         let order = t.start_order();
         let pos = |n: &str| order.iter().position(|x| *x == n).unwrap();
         assert!(pos("tor") < pos("node1"), "lbspeaker dials: the tor first");
+    }
+
+    #[test]
+    fn the_dataplane_variant_is_the_seed_with_webpods_behind_node2_to_node4() {
+        let seed = Topology::load("seed").unwrap();
+        let t = Topology::load("seed-dataplane").unwrap();
+        for (n, pod, addr) in [
+            ("node2", "webpod-1", "172.20.1.10/24"),
+            ("node3", "webpod-2", "172.20.2.10/24"),
+            ("node4", "webpod-3", "172.20.3.10/24"),
+        ] {
+            assert_eq!(t.nodes[pod].interfaces["eth0"][0].to_string(), addr);
+            assert!(t.links.iter().any(|l| l.endpoints[0].node == n
+                && l.endpoints[0].interface == "pod0"
+                && l.endpoints[1].node == pod));
+            let p = &t.nodes[pod].processes[0];
+            assert_eq!(p.files, ["webpod.py"]);
+            assert!(p.command.contains(&pod.to_owned()), "{:?}", p.command);
+        }
+        for n in ["node1", "node2", "node3", "node4"] {
+            let l = t.nodes[n].lbspeaker.as_ref().unwrap();
+            assert!(l.bpffs);
+            assert_eq!(l.args, ["--dataplane", "on"]);
+            assert_eq!(
+                t.nodes[n].interfaces["eth1"], seed.nodes[n].interfaces["eth1"],
+                "{n}"
+            );
+        }
+        // The seed's manifests, byte for byte, plus the UDP service.
+        for (name, text) in seed.manifest_files() {
+            assert_eq!(t.files[name], text, "{name}");
+        }
+        assert!(t.files.contains_key("dataplane/webpod-udp.yaml"));
+        assert_eq!(t.config_text("tor"), seed.config_text("tor"));
+        // The file on disk is the built-in.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/seed/dataplane");
+        let from_file = Topology::from_file(&dir.join("topology.yaml")).unwrap();
+        assert_eq!(from_file.files, t.files);
+        assert!(t.files["webpod.py"].contains("HTTP/1.1"));
+    }
+
+    #[test]
+    fn process_ready_ports_must_be_tcp_or_udp() {
+        let err = parse(
+            "name: t\nnodes:\n  a: {processes: [{name: p, command: [sleep, '1'], ready: [sctp/9]}]}\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tcp/PORT or udp/PORT"), "{err}");
+        let t = parse(
+            "name: t\nnodes:\n  a: {processes: [{name: p, command: [sleep, '1'], files: [x.py], ready: [tcp/80]}]}\n",
+        )
+        .unwrap();
+        assert_eq!(t.files["x.py"], "! contents of x.py\n");
     }
 
     #[test]

@@ -172,6 +172,63 @@ async fn a_replace_with_a_stale_resource_version_is_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_write_naming_another_uid_is_refused_as_a_precondition() {
+    let server = ApiServer::new();
+    let api: Api<Service> = Api::default_namespaced(server.client());
+    let old = api
+        .create(&PostParams::default(), &service("web"))
+        .await
+        .unwrap();
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    let new = api
+        .create(&PostParams::default(), &service("web"))
+        .await
+        .unwrap();
+    let stale = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "uid": old.uid().unwrap()},
+        "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}});
+    let (code, _, message) = api_error(
+        api.patch_status(
+            "web",
+            &PatchParams::apply("t").force(),
+            &Patch::Apply(&stale),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(code, 409);
+    assert!(
+        message.contains(&format!(
+            "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+            old.uid().unwrap(),
+            new.uid().unwrap()
+        )),
+        "{message}"
+    );
+    let mut replace = new.clone();
+    replace.metadata.uid = old.uid();
+    assert_eq!(
+        api_error(
+            api.replace("web", &PostParams::default(), &replace)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        409
+    );
+    let fresh = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "uid": new.uid().unwrap()},
+        "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}});
+    api.patch_status(
+        "web",
+        &PatchParams::apply("t").force(),
+        &Patch::Apply(&fresh),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn creating_twice_or_in_a_missing_namespace_fails_as_kube_apiserver_does() {
     let server = ApiServer::new();
     let api: Api<Service> = Api::default_namespaced(server.client());

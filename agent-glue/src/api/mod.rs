@@ -98,8 +98,19 @@ pub trait Backend: Send + Sync + 'static {
     fn ipam_services(&self) -> impl Future<Output = Result<Vec<ServiceView>, ApiError>> + Send;
     /// L2 announcement leases.
     fn l2_leases(&self) -> impl Future<Output = Result<Vec<LeaseView>, ApiError>> + Send;
+    /// The L2 announcer's counters (frames sent, leases won and lost), for metrics; `None`
+    /// when it does not run here.
+    fn l2_counters(&self) -> impl Future<Output = Option<l2announce::CountersSnapshot>> + Send {
+        async { None }
+    }
     /// The dataplane's service table, as `lb list` lines.
     fn lb_list(&self) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send;
+    /// The dataplane's state and packet counters for `/metrics` (none: no dataplane).
+    fn dataplane_metrics(
+        &self,
+    ) -> impl Future<Output = Option<crate::dataplane::DataplaneMetrics>> + Send {
+        async { None }
+    }
     /// The daemon at a glance.
     fn status(&self) -> impl Future<Output = StatusView> + Send;
 }

@@ -202,6 +202,7 @@ pub fn leases(rows: &[LeaseView]) -> String {
         "Holder",
         "Interfaces",
         "Since",
+        "This Node",
     ]);
     for l in rows {
         t.add_row(vec![
@@ -217,6 +218,14 @@ pub fn leases(rows: &[LeaseView]) -> String {
             l.since_seconds
                 .map(go_duration)
                 .unwrap_or_else(|| "-".into()),
+            if l.announcing {
+                "announcing"
+            } else if l.eligible {
+                "candidate"
+            } else {
+                "not eligible"
+            }
+            .into(),
         ]);
     }
     finish(t)

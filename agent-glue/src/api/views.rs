@@ -159,6 +159,13 @@ pub struct LeaseView {
     /// Seconds since the holder acquired it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since_seconds: Option<u64>,
+    /// Whether this node answers ARP/NDP for the address now.
+    #[serde(default)]
+    pub announcing: bool,
+    /// Whether this node may hold the lease (a policy selects it and the service, an
+    /// interface is up, and for `externalTrafficPolicy: Local` a ready endpoint is here).
+    #[serde(default)]
+    pub eligible: bool,
 }
 
 /// The daemon at a glance (`lbspeaker status`).

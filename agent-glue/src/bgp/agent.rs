@@ -254,3 +254,18 @@ pub fn spawn(
     let task = tokio::spawn(run(agent, snapshots, sink, opts, tx, stop));
     (handle, task)
 }
+
+/// The handle of a process that runs no BGP agent (`lbspeaker operator`): a speaker with no
+/// instance, so the API answers with no peers, and a view that is ready at once.
+pub fn idle() -> AgentHandle {
+    let speaker = Speaker::new();
+    let (_, rx) = watch::channel(AgentView {
+        ready: true,
+        ..AgentView::default()
+    });
+    AgentHandle {
+        ages: super::status::RouteAges::new(speaker.clone()),
+        speaker,
+        view: rx,
+    }
+}

@@ -4,6 +4,8 @@
 pub mod bgp;
 pub mod convert;
 pub mod decode;
+pub mod kube;
+pub mod node;
 pub mod pcap;
 pub mod query;
 pub mod run;

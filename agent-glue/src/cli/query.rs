@@ -1,6 +1,6 @@
 //! The subcommands that ask a running daemon through its local API and print tables (or
 //! JSON with `-o json`): `bgp peers`, `bgp routes`, `bgp route-policies`, `ipam pools`,
-//! `ipam services`, `l2 leases`, `status`.
+//! `ipam services`, `l2 leases`, `lb list`, `status`.
 
 use std::path::PathBuf;
 
@@ -40,6 +40,8 @@ pub enum Query {
     Services,
     /// `l2 leases`.
     Leases,
+    /// `lb list`.
+    LbList,
     /// `status`.
     Status,
 }
@@ -104,6 +106,21 @@ pub async fn ask(args: &QueryArgs, query: Query) -> anyhow::Result<String> {
             fetch(&client, "/v1/l2/leases", o, |v: &Vec<LeaseView>| {
                 render::leases(v)
             })
+            .await
+        }
+        Query::LbList => {
+            fetch(
+                &client,
+                "/v1/lb/list",
+                o,
+                |v: &crate::dataplane::LbListView| {
+                    if let Some(note) = &v.note {
+                        // On stderr: the table itself stays what scripts parse.
+                        eprintln!("note: {note}");
+                    }
+                    ebpf::render_table(&v.list)
+                },
+            )
             .await
         }
         Query::Status => fetch(&client, "/v1/status", o, render::status).await,

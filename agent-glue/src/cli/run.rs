@@ -1,12 +1,14 @@
 //! `lbspeaker run`: the daemon on a directory of manifests.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
+use super::node::{DataplaneArgs, L2Args};
 use crate::daemon::{RunOptions, run_directory};
+use crate::l2::{L2Options, LeaseStore};
 use crate::logging::{self, LogFormat};
 
 /// `lbspeaker run --config-dir DIR --node NAME ...`
@@ -34,10 +36,57 @@ pub struct RunArgs {
     /// Write this node's CiliumBGPNodeConfig (spec and status); large clusters may turn it off.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub bgp_status_report: bool,
+    #[command(flatten)]
+    pub l2: L2Args,
+    #[command(flatten)]
+    pub l2_files: L2FileArgs,
+    #[command(flatten)]
+    pub dataplane: DataplaneArgs,
+}
+
+/// Where `lbspeaker run` keeps its L2 leases: files every process on the manifest directory
+/// shares.
+#[derive(Debug, Clone, Args)]
+pub struct L2FileArgs {
+    /// Directory of the lease files, shared by every process on the manifest directory
+    /// [default: DIR/.lbspeaker/leases].
+    #[arg(long, value_name = "PATH")]
+    pub l2_lease_dir: Option<PathBuf>,
+    /// Let candidates take the lease of a holder whose process is gone at once (the lease
+    /// files' liveness locks) instead of when the lease expires, as with Kubernetes Leases.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub l2_lease_liveness: bool,
+}
+
+impl RunArgs {
+    /// The L2 agent's options (`None`: turned off).
+    pub fn l2_options(&self) -> anyhow::Result<Option<L2Options>> {
+        let Some(settings) = self.l2.settings()? else {
+            return Ok(None);
+        };
+        let path = self
+            .l2_files
+            .l2_lease_dir
+            .clone()
+            .unwrap_or_else(|| default_lease_dir(&self.config_dir));
+        let leases = LeaseStore::Directory {
+            path,
+            liveness: self.l2_files.l2_lease_liveness,
+        };
+        Ok(Some(L2Options::with_settings(&self.node, settings, leases)))
+    }
+}
+
+/// `DIR/.lbspeaker/leases`: inside the manifest directory so every process sharing it shares
+/// the leases, under a hidden name so the directory source never reads it as manifests and a
+/// renewal never wakes its watcher.
+pub fn default_lease_dir(config_dir: &Path) -> PathBuf {
+    config_dir.join(".lbspeaker").join("leases")
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. `api` is the local API socket.
 pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
+    let l2 = args.l2_options()?;
     logging::init(args.log_format, &args.log_level);
     let opts = RunOptions {
         config_dir: args.config_dir,
@@ -47,10 +96,74 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
         secrets_namespace: args.bgp_secrets_namespace,
         bgp_status_report: args.bgp_status_report,
         leader_retry: Duration::from_secs(1),
+        l2_policy_conditions: args.l2.l2_announcements,
+        l2,
+        dataplane: args.dataplane.options(),
+        roles: crate::daemon::Roles::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     // An error is printed once, by main.
     rt.block_on(run_directory(opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<RunArgs, clap::Error> {
+        let args = ["lbspeaker", "--config-dir", "/m", "--node", "node1"];
+        Cli::try_parse_from(args.iter().chain(extra)).map(|c| c.run)
+    }
+
+    #[test]
+    fn timers_that_break_client_gos_rules_are_refused_and_off_means_no_options() {
+        let o = parse(&[]).unwrap().l2_options().unwrap().unwrap();
+        assert_eq!(o.timers, l2announce::Timers::default());
+        assert!(matches!(
+            &o.leases,
+            LeaseStore::Directory { path, liveness: true } if path == Path::new("/m/.lbspeaker/leases")
+        ));
+        let e = parse(&["--l2-lease-renew-deadline", "15s"])
+            .unwrap()
+            .l2_options()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("renew deadline"), "{e}");
+        let off = parse(&["--l2-announcements", "false"]).unwrap();
+        assert!(off.l2_options().unwrap().is_none());
+    }
+
+    #[test]
+    fn cilium_agent_flag_names_are_accepted_for_the_l2_timers() {
+        let a = parse(&[
+            "--l2-announcements-lease-duration",
+            "20s",
+            "--l2-announcements-renew-deadline",
+            "8s",
+            "--l2-announcements-retry-period",
+            "1s",
+            "--enable-l2-announcements",
+            "true",
+        ])
+        .unwrap();
+        let o = a.l2_options().unwrap().unwrap();
+        assert_eq!(
+            o.timers,
+            l2announce::Timers::new(
+                Duration::from_secs(20),
+                Duration::from_secs(8),
+                Duration::from_secs(1)
+            )
+            .unwrap()
+        );
+    }
 }

@@ -288,41 +288,8 @@ pub struct BfdProfileSpec {
 
 /// Parses a Go duration (`90s`, `1m30s`, `500ms`, `1h`) into milliseconds.
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    let s = text.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let factor = match unit {
-            "h" => 3_600_000.0,
-            "m" => 60_000.0,
-            "s" => 1_000.0,
-            "ms" => 1.0,
-            "us" | "µs" => 0.001,
-            "ns" => 0.000_001,
-            _ => return None,
-        };
-        total += value * factor;
-        rest = tail;
-    }
-    if !total.is_finite() || total < 0.0 || total > u64::MAX as f64 {
-        return None;
-    }
-    Some(total.round() as u64)
+    let d = crate::duration::parse_go(text).ok()?;
+    u64::try_from(d.as_millis()).ok()
 }
 
 #[cfg(test)]
@@ -336,6 +303,7 @@ mod tests {
         assert_eq!(parse_duration_ms("500ms"), Some(500));
         assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
         assert_eq!(parse_duration_ms("1.5s"), Some(1_500));
+        assert_eq!(parse_duration_ms("0.3s"), Some(300));
         assert_eq!(parse_duration_ms("0"), Some(0));
         for bad in ["", "90", "s", "10x", "1m-3s"] {
             assert_eq!(parse_duration_ms(bad), None, "{bad:?}");

@@ -17,6 +17,7 @@ use crate::bgp::agent::AgentHandle;
 use crate::bgp::status::{peer_views, route_views};
 use crate::ipam;
 use crate::ipam::translate::{ingress_ips, manages};
+use crate::l2::L2Handle;
 use crate::source::Snapshot;
 
 /// The daemon's state as the API serves it.
@@ -38,6 +39,12 @@ pub struct DaemonBackend {
     pub leader: watch::Receiver<bool>,
     /// Problems of the operator role's last rounds (LB-IPAM and BGP conditions writes).
     pub operator_problems: watch::Receiver<Vec<String>>,
+    /// The L2 announcer (`None`: turned off with `--l2-announcements=false`, or no agent role).
+    pub l2: Option<L2Handle>,
+    /// The dataplane reconciler (`None`: no agent role).
+    pub dataplane: Option<crate::dataplane::DataplaneHandle>,
+    /// The roles this process runs.
+    pub roles: super::Roles,
 }
 
 fn family(f: FamilyName) -> Family {
@@ -146,15 +153,44 @@ impl Backend for DaemonBackend {
     }
 
     async fn l2_leases(&self) -> Result<Vec<LeaseView>, ApiError> {
-        Err(ApiError::unavailable(
-            "L2 announcements are not running in this process (the L2 reconciler is not wired into lbspeaker run yet)",
-        ))
+        match &self.l2 {
+            None if !self.roles.agent => Err(ApiError::unavailable(
+                "L2 announcements do not run in this process (it has no agent role)",
+            )),
+            None => Err(ApiError::unavailable(
+                "L2 announcements are turned off in this process (--l2-announcements=false)",
+            )),
+            Some(h) => h.leases().map_err(ApiError::unavailable),
+        }
+    }
+
+    async fn l2_counters(&self) -> Option<l2announce::CountersSnapshot> {
+        self.l2.as_ref().and_then(L2Handle::counters)
     }
 
     async fn lb_list(&self) -> Result<serde_json::Value, ApiError> {
-        Err(ApiError::unavailable(
-            "the eBPF dataplane is not running in this process (the dataplane reconciler is not wired into lbspeaker run yet)",
-        ))
+        let Some(dataplane) = &self.dataplane else {
+            return Err(ApiError::unavailable(
+                "the dataplane does not run in this process (it has no agent role)",
+            ));
+        };
+        let view = dataplane.list().await.map_err(|message| ApiError {
+            status: 500,
+            message,
+        })?;
+        serde_json::to_value(view).map_err(|e| ApiError {
+            status: 500,
+            message: e.to_string(),
+        })
+    }
+
+    async fn dataplane_metrics(&self) -> Option<crate::dataplane::DataplaneMetrics> {
+        let dataplane = self.dataplane.as_ref()?;
+        let view = dataplane.view.borrow().clone();
+        Some(crate::dataplane::DataplaneMetrics {
+            view,
+            counters: dataplane.counters().await,
+        })
     }
 
     async fn status(&self) -> StatusView {
@@ -170,19 +206,38 @@ impl Backend for DaemonBackend {
             .collect();
         problems.extend(view.errors.iter().cloned());
         problems.extend(self.operator_problems.borrow().iter().cloned());
+        let dataplane = self.dataplane.as_ref().map(|d| d.view.borrow().clone());
+        if let Some(d) = &dataplane {
+            problems.extend(d.problems.iter().cloned());
+        }
+        if let Some(l2) = &self.l2 {
+            problems.extend(l2.problems());
+        }
         StatusView {
             node: self.node.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.started.elapsed().as_secs(),
             source: self.source.clone(),
-            roles: vec![
-                "bgp".into(),
-                if leading {
-                    "operator (leader: LB-IPAM, BGP conditions)".into()
-                } else {
-                    "operator (standby)".into()
-                },
-            ],
+            roles: {
+                let mut roles = Vec::new();
+                if self.roles.agent {
+                    roles.push("bgp".to_string());
+                }
+                if self.roles.operator {
+                    roles.push(if leading {
+                        "operator (leader: LB-IPAM, BGP conditions)".into()
+                    } else {
+                        "operator (standby)".into()
+                    });
+                }
+                if self.l2.as_ref().is_some_and(|h| h.failed.is_none()) {
+                    roles.push("l2 announcements".into());
+                }
+                if let Some(d) = &dataplane {
+                    roles.push(d.role());
+                }
+                roles
+            },
             ready: view.ready,
             peers_established: peers
                 .iter()

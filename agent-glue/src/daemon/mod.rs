@@ -4,16 +4,17 @@
 //!                    ┌─ operator role (while leading) ─ LB-IPAM ─────────────► Service / pool status
 //!  Source ─ Snapshot ┤                                 └ BGP conditions ─────► ClusterConfig / PeerConfig status
 //!  (directory)       ├─ BGP agent ─ reconcile ─ apply ─► Speaker ─► peers;    CiliumBGPNodeConfig
-//!                    ├─ (L2 reconciler: l2announce::Runner::set_desired — next)
-//!                    └─ (dataplane reconciler: ebpf::Dataplane::sync — next)
+//!                    ├─ L2 agent ─ policy::evaluate ─► l2announce::Runner ─► leases, ARP/NDP
+//!                    │  (operator role: CiliumL2AnnouncementPolicy conditions)
+//!                    └─ dataplane reconciler ─ translate (what changed) ─► ebpf maps; conntrack GC
 //!  local API (Unix socket) and /metrics, /healthz, /readyz read the same state
 //! ```
 //!
 //! [`run_directory`] builds the source, the status sink and the leadership from a manifest
 //! directory and hands them to [`run`], which knows nothing of directories: a Kubernetes
 //! source (reflectors, a Lease for leadership, the status subresource as sink) plugs in there
-//! unchanged. The L2 and dataplane reconcilers will be spawned in [`run`] beside the BGP
-//! agent, each on `source.subscribe()` and the same stop signal.
+//! unchanged. The L2 agent ([`crate::l2`]) and the dataplane reconciler ([`crate::dataplane`])
+//! run beside the BGP agent on `source.subscribe()` and the same stop signal.
 
 pub mod backend;
 
@@ -29,6 +30,7 @@ use tracing::Instrument as _;
 
 use crate::bgp::agent::{self, AgentOptions};
 use crate::bgp::cluster::ClusterController;
+use crate::l2::L2Handle;
 use crate::source::directory::{DirectoryOptions, DirectorySource};
 use crate::source::leader::{DirectoryLeader, Leadership};
 use crate::source::{Snapshot, Source, StatusSink};
@@ -51,6 +53,34 @@ pub struct RunOptions {
     pub bgp_status_report: bool,
     /// How often a standby process tries to take the operator lock.
     pub leader_retry: Duration,
+    /// This node's L2 announcer (agent role; `None`: turned off).
+    pub l2: Option<crate::l2::L2Options>,
+    /// Write the CiliumL2AnnouncementPolicy conditions while leading (operator role).
+    pub l2_policy_conditions: bool,
+    /// The eBPF dataplane (`--dataplane` and friends; agent role).
+    pub dataplane: crate::dataplane::DataplaneOptions,
+    /// Which roles this process runs (`lbspeaker run`: both).
+    pub roles: Roles,
+}
+
+/// The roles of a process: `lbspeaker run` runs both, `lbspeaker agent` only the node's
+/// (BGP, and the L2 and dataplane reconcilers), `lbspeaker operator` only the cluster's
+/// (LB-IPAM and the BGP conditions, while it leads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// LB-IPAM and the BGP conditions, while `leading` says so.
+    pub operator: bool,
+    /// This node's BGP speaker (and the other per-node reconcilers).
+    pub agent: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Roles {
+            operator: true,
+            agent: true,
+        }
+    }
 }
 
 /// Runs against a manifest directory until SIGTERM or SIGINT.
@@ -67,7 +97,7 @@ pub async fn run_directory(opts: RunOptions) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -109,32 +139,89 @@ pub async fn run(
         None => None,
     };
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The dataplane first (agent role): `--dataplane on` refuses to start when it cannot load.
+    let (dataplane, dataplane_task) = if opts.roles.agent {
+        match crate::dataplane::start(
+            opts.dataplane.clone(),
+            opts.node.clone(),
+            source.subscribe(),
+            stop_rx.clone(),
+        )
+        .await
+        {
+            Ok((d, t)) => (Some(d), Some(t)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&opts.api);
+                return Err(e.into());
+            }
+        }
+    } else {
+        (None, None)
+    };
     let (problems_tx, problems_rx) = watch::channel(Vec::<String>::new());
     let problems_tx = Arc::new(problems_tx);
 
     // The operator role.
     let (ipam_tx, ipam_rx) = watch::channel(crate::ipam::Desired::default());
-    let ipam_task = tokio::spawn(crate::ipam::run(
-        source.subscribe(),
-        leading.clone(),
-        sink.clone(),
-        Duration::from_secs(2),
-        Some(ipam_tx),
-    ));
-    let cluster_task = tokio::spawn(cluster_loop(
-        source.subscribe(),
-        leading.clone(),
-        sink.clone(),
-        opts.secrets_namespace.clone(),
-        problems_tx.clone(),
-    ));
+    let mut operator_tasks = Vec::new();
+    if opts.roles.operator {
+        operator_tasks.push(tokio::spawn(crate::ipam::run(
+            source.subscribe(),
+            leading.clone(),
+            sink.clone(),
+            Duration::from_secs(2),
+            Some(ipam_tx),
+        )));
+        operator_tasks.push(tokio::spawn(cluster_loop(
+            source.subscribe(),
+            leading.clone(),
+            sink.clone(),
+            opts.secrets_namespace.clone(),
+            problems_tx.clone(),
+        )));
+    }
 
-    // The node's agents. (The L2 and dataplane reconcilers go here, on `source.subscribe()`
-    // and `stop_rx` like the BGP agent.)
-    let mut agent_opts = AgentOptions::new(&opts.node);
-    agent_opts.secrets_namespace = opts.secrets_namespace.clone();
-    agent_opts.status_report = opts.bgp_status_report;
-    let (agent, agent_task) = agent::spawn(source.subscribe(), sink.clone(), agent_opts, stop_rx);
+    // L2 announcements: the policies' conditions (operator role) and this node's announcer
+    // (agent role), which shows the conditions' problems in its status.
+    let (cond_tx, cond_rx) = watch::channel(Vec::new());
+    let l2_conditions_task = (opts.roles.operator && opts.l2_policy_conditions).then(|| {
+        tokio::spawn(crate::l2::conditions::run(
+            source.subscribe(),
+            leading.clone(),
+            sink.clone(),
+            cond_tx,
+        ))
+    });
+    let (l2, l2_task) = match opts.l2.as_ref().filter(|_| opts.roles.agent) {
+        None => (None, None),
+        Some(l2_opts) => {
+            match crate::l2::start(
+                l2_opts,
+                source.subscribe(),
+                stop_rx.clone(),
+                cond_rx.clone(),
+            )
+            .await
+            {
+                Ok((h, t)) => (Some(h), Some(t)),
+                Err(e) => {
+                    tracing::error!(error = %e, "running without L2 announcements");
+                    (Some(L2Handle::failed(e, cond_rx)), None)
+                }
+            }
+        }
+    };
+
+    // The node's BGP agent.
+    let (agent, agent_task) = if opts.roles.agent {
+        let mut agent_opts = AgentOptions::new(&opts.node);
+        agent_opts.secrets_namespace = opts.secrets_namespace.clone();
+        agent_opts.status_report = opts.bgp_status_report;
+        let (agent, task) = agent::spawn(source.subscribe(), sink.clone(), agent_opts, stop_rx);
+        (agent, Some(task))
+    } else {
+        (agent::idle(), None)
+    };
 
     let backend = Arc::new(DaemonBackend {
         node: opts.node.clone(),
@@ -145,6 +232,9 @@ pub async fn run(
         ipam: ipam_rx,
         leader: leading,
         operator_problems: problems_rx,
+        l2,
+        dataplane,
+        roles: opts.roles,
     });
 
     let (api_stop_tx, api_stop_rx) = watch::channel(false);
@@ -166,9 +256,21 @@ pub async fn run(
     shutdown.await;
     // BGP first (Cease or graceful-restart close), then the rest.
     let _ = stop_tx.send(true);
-    let _ = agent_task.await;
-    ipam_task.abort();
-    cluster_task.abort();
+    if let Some(t) = agent_task {
+        let _ = t.await;
+    }
+    if let Some(t) = l2_task {
+        let _ = t.await;
+    }
+    if let Some(t) = dataplane_task {
+        let _ = t.await;
+    }
+    if let Some(t) = l2_conditions_task {
+        t.abort();
+    }
+    for t in operator_tasks {
+        t.abort();
+    }
     let _ = api_stop_tx.send(true);
     let _ = api_task.await;
     if let Some(t) = metrics_task {

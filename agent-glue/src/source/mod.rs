@@ -9,7 +9,7 @@
 //!   change, with status written under `DIR/status/` and merged back into the objects it
 //!   serves, the way an API server would;
 //! - [`memory::MemoryStore`]: an in-memory store for tests;
-//! - a Kubernetes source (reflectors) arrives with the Kubernetes issue and publishes the same
+//! - [`crate::kube::source::KubeSource`]: watchers on the API server publishing the same
 //!   snapshots.
 
 pub mod directory;

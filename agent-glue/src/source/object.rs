@@ -309,7 +309,7 @@ impl Object {
     /// Brings a freshly read object to what an API server would store: namespace defaulted
     /// (or dropped for cluster-scoped kinds), the served apiVersion, Secret `stringData`
     /// folded into `data`.
-    fn normalize(&mut self) {
+    pub(crate) fn normalize(&mut self) {
         let kind = self.kind();
         let meta = self.meta_mut();
         if kind.namespaced() {
@@ -327,7 +327,7 @@ impl Object {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let r = match self {
             Object::BgpClusterConfig(o) => o.validate(),
             Object::BgpPeerConfig(o) => o.validate(),

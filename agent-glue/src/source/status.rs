@@ -120,6 +120,14 @@ pub enum StatusError {
         /// What failed.
         message: String,
     },
+    /// The API server refused the write, or could not be reached (after retries).
+    #[error("{object}: {message}")]
+    Api {
+        /// `Service default/web`, `CiliumBGPNodeConfig node1`.
+        object: String,
+        /// What the server (or the connection) said.
+        message: String,
+    },
     /// The name cannot be a file name (contains `/`, is empty, `.` or `..`).
     #[error("{kind} {key}: name cannot be stored")]
     InvalidName {

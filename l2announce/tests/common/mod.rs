@@ -1,5 +1,5 @@
 //! The L2 lab for tests and the failover bench: frr-lab's `l2` topology (a client and three
-//! nodes on one bridge), `l2announce-lab node` processes in the node namespaces sharing a
+//! nodes on one bridge) with plain hosts for nodes, `l2announce-lab node` processes in the node namespaces sharing a
 //! lease directory, and the client's tools (arping, ndisc6, tcpdump, ip neigh) to look at
 //! what really goes over the wire.
 
@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use frr_lab::{Lab, LabOptions, Topology, lab_available, unique_prefix};
+use frr_lab::{Lab, LabOptions, NodeKind, Topology, lab_available, unique_prefix};
 use l2announce::wire::{
     ArpPacket, ETHERTYPE_ARP, ETHERTYPE_IPV6, EthernetFrame, MacAddr, NdpMessage,
 };
@@ -79,6 +79,20 @@ pub fn wait<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
+/// frr-lab's `l2` topology with its lbspeaker nodes turned into plain hosts and no
+/// manifests: these tests start `l2announce-lab node` in them instead of the daemon.
+pub fn bare_topology() -> Topology {
+    let mut t = Topology::load("l2").unwrap();
+    for n in t.nodes.values_mut() {
+        if n.kind == NodeKind::Lbspeaker {
+            n.kind = NodeKind::Host;
+            n.lbspeaker = None;
+        }
+    }
+    t.manifests.clear();
+    t
+}
+
 impl L2Lab {
     /// The lab, or `None` when labs cannot run here (a failure under FRR_LAB_REQUIRED=1).
     pub fn up(tag: &str) -> Option<L2Lab> {
@@ -95,11 +109,7 @@ impl L2Lab {
                 "{tool} is needed by the L2 lab (scripts/setup.sh installs it)"
             );
         }
-        let lab = Lab::up(
-            Topology::load("l2").unwrap(),
-            LabOptions::with_prefix(unique_prefix(tag)),
-        )
-        .unwrap();
+        let lab = Lab::up(bare_topology(), LabOptions::with_prefix(unique_prefix(tag))).unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("leases")).unwrap();
         let backend = FileBackend::open(dir.path().join("leases"), None)

@@ -35,11 +35,21 @@ pub enum MockError {
     Response(#[source] http::Error),
 }
 
+/// The mocked HTTP service itself, for code that builds its own client around it (with
+/// layers of its own, such as a user agent or a rate limit).
+pub type Service = tower_test::mock::Mock<http::Request<Body>, http::Response<Body>>;
+
 /// A kube client whose every request goes to the returned [`Mock`].
 pub fn client() -> (kube::Client, Mock) {
+    let (service, mock) = service();
+    (kube::Client::new(service, "default"), mock)
+}
+
+/// An HTTP service whose every request goes to the returned [`Mock`].
+pub fn service() -> (Service, Mock) {
     let (service, handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
     (
-        kube::Client::new(service, "default"),
+        service,
         Mock {
             handle,
             wait: Duration::from_secs(10),
@@ -88,6 +98,7 @@ impl Mock {
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
             content_type: header(http::header::CONTENT_TYPE),
+            user_agent: header(http::header::USER_AGENT),
             body: if bytes.is_empty() {
                 None
             } else {
@@ -112,6 +123,7 @@ pub struct Captured {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub content_type: Option<String>,
+    pub user_agent: Option<String>,
     /// The body, parsed as JSON (or YAML); `None` when empty.
     pub body: Option<Value>,
     respond: tower_test::mock::SendResponse<http::Response<Body>>,

@@ -460,6 +460,7 @@ fn update(
         }
         return Err(ApiError::not_found(rt.target(name)));
     };
+    check_uid(rt, &current, &body, name)?;
     check_precondition(rt, &current, meta_str(&body, "resourceVersion"), name)?;
     let mut new = merge_write(rt, &current, body, req.path.subresource.as_deref());
     fields::record_update(&mut new, Some(&current), &manager(rt, req));
@@ -526,13 +527,31 @@ fn patch(
     commit(state, rt, req, &k, Some(&current), new, 200).map(|(c, v)| Reply::Json(c, v))
 }
 
-/// A patch that sets `metadata.resourceVersion` makes it a precondition.
+/// A write whose body names a `metadata.uid` other than the stored object's is refused, as
+/// kube-apiserver refuses it: the object was deleted and created again since the writer read it.
+fn check_uid(rt: &ResourceType, current: &Value, body: &Value, name: &str) -> Result<(), ApiError> {
+    let want = meta_str(body, "uid");
+    let have = meta_str(current, "uid");
+    if !want.is_empty() && want != have {
+        return Err(ApiError::conflict_because(
+            rt.target(name),
+            &format!(
+                "Precondition failed: UID in precondition: {want}, UID in object meta: {have}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A patch that sets `metadata.resourceVersion` makes it a precondition, and one that sets
+/// `metadata.uid` another.
 fn check_patched_rv(
     rt: &ResourceType,
     current: &Value,
     patched: &Value,
     name: &str,
 ) -> Result<(), ApiError> {
+    check_uid(rt, current, patched, name)?;
     let rv = meta_str(patched, "resourceVersion");
     if !rv.is_empty() && rv != meta_str(current, "resourceVersion") {
         return Err(ApiError::conflict(rt.target(name)));
