@@ -422,7 +422,13 @@ fn start_bird(lab: &mut Lab, node: &str) -> Result<(), LabError> {
     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
     let conf_s = conf.to_string_lossy().into_owned();
     let ctl = dir.join("bird.ctl").to_string_lossy().into_owned();
-    spawn_pinned(lab, node, "bird", "bird", &["-f", "-c", &conf_s, "-s", &ctl])?;
+    spawn_pinned(
+        lab,
+        node,
+        "bird",
+        "bird",
+        &["-f", "-c", &conf_s, "-s", &ctl],
+    )?;
     Lab::wait_for(
         &format!("bird of {node} to answer birdc"),
         START_TIMEOUT,

@@ -179,7 +179,10 @@ fn bench_options(a: &BenchArgs, root: &Path) -> anyhow::Result<bench::BenchOptio
         o.duts = a
             .duts
             .iter()
-            .map(|d| bench::Dut::parse(d).with_context(|| format!("unknown DUT {d:?}: lbspeaker, gobgpd, bird or frr")))
+            .map(|d| {
+                bench::Dut::parse(d)
+                    .with_context(|| format!("unknown DUT {d:?}: lbspeaker, gobgpd, bird or frr"))
+            })
             .collect::<anyhow::Result<_>>()?;
     }
     if !a.sizes.is_empty() {
@@ -193,7 +196,9 @@ fn bench_options(a: &BenchArgs, root: &Path) -> anyhow::Result<bench::BenchOptio
             .timers
             .iter()
             .map(|t| {
-                let (h, k) = t.split_once('/').with_context(|| format!("timers {t:?}: HOLD/KEEPALIVE"))?;
+                let (h, k) = t
+                    .split_once('/')
+                    .with_context(|| format!("timers {t:?}: HOLD/KEEPALIVE"))?;
                 Ok((h.parse()?, k.parse()?))
             })
             .collect::<anyhow::Result<_>>()?;
@@ -244,6 +249,7 @@ fn run_bench(a: &BenchArgs, root: &Path) -> anyhow::Result<()> {
         })?]
     };
     let opts = bench_options(a, root)?;
+    bench::interrupt::install();
     for w in workloads {
         let results = bench::run(w, &opts)?;
         let file = results.write(&a.out)?;

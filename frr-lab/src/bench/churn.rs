@@ -38,7 +38,10 @@ pub fn run(opts: &BenchOptions) -> Result<Vec<ChurnRecord>, BenchError> {
 
 fn once(opts: &BenchOptions, dut: Dut, repeat: usize) -> Result<ChurnRecord, BenchError> {
     let b = labs::transit(opts, dut, Some(TIMERS))?;
-    let mon = RawPeer::connect(peer_config(&b, "mon", true, TIMERS.0), Duration::from_secs(60))?;
+    let mon = RawPeer::connect(
+        peer_config(&b, "mon", true, TIMERS.0),
+        Duration::from_secs(60),
+    )?;
     let gen_a = RawPeer::connect(
         peer_config(&b, "gen-a", false, TIMERS.0),
         Duration::from_secs(60),

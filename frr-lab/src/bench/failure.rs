@@ -224,13 +224,9 @@ impl Trial<'_> {
     fn wait_deleted(&mut self, since: f64) -> Result<f64, BenchError> {
         let want = self.want.clone();
         let timeout = Duration::from_secs(u64::from(self.hold) * 3 + 30);
-        let (at, _) = self.routes.wait_routes(
-            |d| want.contains(d),
-            want.len(),
-            true,
-            since,
-            timeout,
-        )?;
+        let (at, _) =
+            self.routes
+                .wait_routes(|d| want.contains(d), want.len(), true, since, timeout)?;
         Ok(at)
     }
 
@@ -245,7 +241,9 @@ impl Trial<'_> {
                     .exec_ok("sw1", "ip", &["link", "set", "dev", "dut", "down"])?;
                 let at = self
                     .links
-                    .first(before - 0.01, |l| l.contains(": dut@") && l.contains("state DOWN"))?
+                    .first(before - 0.01, |l| {
+                        l.contains(": dut@") && l.contains("state DOWN")
+                    })?
                     .unwrap_or(before);
                 (
                     at,
@@ -298,7 +296,9 @@ impl Trial<'_> {
             "tor",
             "tcpdump",
             "tcpdump",
-            &["-i", "eth1", "-U", "-s", "0", "-w", &p, "tcp", "port", "179"],
+            &[
+                "-i", "eth1", "-U", "-s", "0", "-w", &p, "tcp", "port", "179",
+            ],
         )?;
         std::thread::sleep(Duration::from_millis(500));
         let pid = self
@@ -368,7 +368,9 @@ impl Trial<'_> {
                 self.b.lab.spawn("dut", "gobgpd", &program, &args)?;
                 let lab = &self.b.lab;
                 Lab::wait_for("gobgpd's API", Duration::from_secs(15), |_| {
-                    Ok(daemons::gobgp(lab, "dut", &["global"]).is_ok().then_some(()))
+                    Ok(daemons::gobgp(lab, "dut", &["global"])
+                        .is_ok()
+                        .then_some(()))
                 })?;
                 set_routes(&self.b, self.opts, &self.prefixes, &[])?;
             }

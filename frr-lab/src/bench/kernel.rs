@@ -43,7 +43,10 @@ pub fn parse_route_line(line: &str) -> Option<RouteEvent> {
     let mut words = rest.split_whitespace();
     let mut dst = words.next()?;
     // Route types (`unicast`, `local`, `broadcast`...) come before the destination.
-    if matches!(dst, "local" | "broadcast" | "unicast" | "multicast" | "anycast") {
+    if matches!(
+        dst,
+        "local" | "broadcast" | "unicast" | "multicast" | "anycast"
+    ) {
         dst = words.next()?;
     }
     if dst == "default" || !dst.chars().next()?.is_ascii_hexdigit() {
@@ -87,8 +90,10 @@ impl Monitor {
 
     /// Reads what was added to the file since the last call.
     fn poll(&mut self) -> Result<(), BenchError> {
-        let mut f = std::fs::File::open(&self.file)
-            .map_err(BenchError::io(format!("cannot open {}", self.file.display())))?;
+        let mut f = std::fs::File::open(&self.file).map_err(BenchError::io(format!(
+            "cannot open {}",
+            self.file.display()
+        )))?;
         f.seek(SeekFrom::Start(self.offset))
             .map_err(BenchError::io("seek"))?;
         let mut buf = String::new();

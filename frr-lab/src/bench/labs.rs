@@ -225,6 +225,7 @@ pub struct BenchLab {
 
 impl Drop for BenchLab {
     fn drop(&mut self) {
+        super::interrupt::forget(self.lab.prefix());
         let Some(dest) = &self.keep_logs else { return };
         let nodes: Vec<String> = self.lab.topology().nodes.keys().cloned().collect();
         for node in nodes {
@@ -306,12 +307,12 @@ pub fn origin(
         if let Some(n) = topo.nodes.get_mut("dut") {
             n.kind = NodeKind::Lbspeaker;
         }
-        topo.files
-            .insert("bench.yaml".into(), origin_manifests(t));
+        topo.files.insert("bench.yaml".into(), origin_manifests(t));
         topo.manifests.push("bench.yaml".into());
     }
     set_kind(&mut topo, dut, Some(spec.clone()), opts);
     let lab = Lab::up(topo, lab_options(opts, "bo"))?;
+    super::interrupt::register(lab.prefix(), lab.topology(), &opts.lab_root);
     Ok(BenchLab {
         lab,
         dut,
@@ -373,6 +374,7 @@ pub fn transit(
     let spec = transit_spec(hold_keepalive);
     set_kind(&mut topo, dut, Some(spec.clone()), opts);
     let mut lab = Lab::up(topo, lab_options(opts, "bt"))?;
+    super::interrupt::register(lab.prefix(), lab.topology(), &opts.lab_root);
     if dut == Dut::Lbspeaker {
         let exe = find_bench_speaker(opts.bench_speaker.as_deref()).ok_or_else(|| {
             BenchError::Failed(

@@ -18,6 +18,8 @@
 pub mod announce;
 pub mod churn;
 pub mod failure;
+pub mod gobgp_api;
+pub mod interrupt;
 pub mod kernel;
 pub mod labs;
 pub mod origin;
@@ -251,11 +253,7 @@ impl BenchOptions {
 
 /// Progress lines on standard error (the results go to files).
 pub fn progress(line: impl AsRef<str>) {
-    eprintln!(
-        "[{:>8.1}] {}",
-        sys::unix_now() % 100_000.0,
-        line.as_ref()
-    );
+    eprintln!("[{:>8.1}] {}", sys::unix_now() % 100_000.0, line.as_ref());
 }
 
 /// Runs a workload for every DUT of the options and returns the results.

@@ -3,19 +3,19 @@
 //!
 //! - lbspeaker: the Services are written to the manifest directory (one file, renamed into
 //!   place: the moment of the rename is the change);
-//! - gobgpd: its gRPC API, through `gobgp mrt inject global` (one client streaming every path
-//!   from an MRT file: `gobgp global rib add` would start a process per route), and `gobgp
-//!   global rib del all`;
+//! - gobgpd: its gRPC API, one `AddPathStream` call with every path ([`super::gobgp_api`]),
+//!   and `gobgp global rib -a ipv4 del all` to withdraw;
 //! - BIRD: its configuration rewritten with the static routes, then `birdc configure`;
 //! - FRR: `network` statements through `vtysh -f` (and `no network` to withdraw).
 //!
-//! Client programs run on the helpers' CPU, not the DUT's.
+//! Client programs (and this process) run on the helpers' CPU, not the DUT's.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use ipnet::IpNet;
 
+use super::gobgp_api;
 use super::labs::{BenchLab, DUT_AS, services_yaml};
 use super::sys::unix_now;
 use super::{BenchError, BenchOptions, Dut};
@@ -39,51 +39,6 @@ fn client(
     };
     all.extend_from_slice(args);
     Ok(b.lab.exec_ok("dut", program, &all)?)
-}
-
-/// An MRT file (RFC 6396, TABLE_DUMP_V2) holding one path per prefix: origin IGP, empty AS
-/// path, next hop 0.0.0.0 (gobgpd's own address when it sends), as `gobgp global rib add`
-/// would make them.
-pub fn mrt_table(prefixes: &[IpNet]) -> Vec<u8> {
-    fn record(out: &mut Vec<u8>, subtype: u16, body: &[u8]) {
-        out.extend_from_slice(&0u32.to_be_bytes());
-        out.extend_from_slice(&13u16.to_be_bytes()); // TABLE_DUMP_V2
-        out.extend_from_slice(&subtype.to_be_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        out.extend_from_slice(body);
-    }
-    let mut out = Vec::new();
-    // PEER_INDEX_TABLE: collector id, no view name, one IPv4 peer with a 4-octet AS.
-    let mut peers = Vec::new();
-    peers.extend_from_slice(&[10, 0, 0, 2]);
-    peers.extend_from_slice(&0u16.to_be_bytes());
-    peers.extend_from_slice(&1u16.to_be_bytes());
-    peers.push(0x02);
-    peers.extend_from_slice(&[10, 0, 0, 2]);
-    peers.extend_from_slice(&[10, 0, 0, 2]);
-    peers.extend_from_slice(&DUT_AS.to_be_bytes());
-    record(&mut out, 1, &peers);
-    let attrs: [u8; 14] = [
-        0x40, 1, 1, 0, // ORIGIN IGP
-        0x40, 2, 0, // AS_PATH, empty
-        0x40, 3, 4, 0, 0, 0, 0, // NEXT_HOP 0.0.0.0
-    ];
-    for (seq, p) in prefixes.iter().enumerate() {
-        let IpNet::V4(v4) = p else { continue };
-        let len = v4.prefix_len();
-        let octets = usize::from(len).div_ceil(8);
-        let mut body = Vec::new();
-        body.extend_from_slice(&(seq as u32).to_be_bytes());
-        body.push(len);
-        body.extend_from_slice(v4.network().octets().get(..octets).unwrap_or_default());
-        body.extend_from_slice(&1u16.to_be_bytes());
-        body.extend_from_slice(&0u16.to_be_bytes()); // peer index
-        body.extend_from_slice(&0u32.to_be_bytes()); // originated time
-        body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-        body.extend_from_slice(&attrs);
-        record(&mut out, 2, &body); // RIB_IPV4_UNICAST
-    }
-    out
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
@@ -133,21 +88,19 @@ pub fn set_routes(
             Ok(at)
         }
         Dut::Gobgpd => {
-            let api = ["-u", "127.0.0.1", "-p", daemons::GOBGP_API_PORT];
             if prefixes.is_empty() {
+                let api = ["-u", "127.0.0.1", "-p", daemons::GOBGP_API_PORT];
                 let mut args = api.to_vec();
                 args.extend(["global", "rib", "-a", "ipv4", "del", "all"]);
                 let at = unix_now();
                 client(b, opts, "gobgp", &args)?;
                 return Ok(at);
             }
-            let file = dir.join("routes.mrt");
-            write(&file, &mrt_table(prefixes))?;
-            let f = file.to_string_lossy().into_owned();
-            let mut args = api.to_vec();
-            args.extend(["mrt", "inject", "global", f.as_str()]);
+            let port: u16 = daemons::GOBGP_API_PORT.parse().unwrap_or(50051);
+            let api = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let ns = b.lab.namespace("dut");
             let at = unix_now();
-            client(b, opts, "gobgp", &args)?;
+            gobgp_api::add_paths(&ns, api, prefixes)?;
             Ok(at)
         }
         Dut::Bird => {
@@ -192,29 +145,6 @@ pub fn set_routes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_mrt_table_has_a_peer_index_and_one_rib_entry_per_prefix() {
-        let p: Vec<IpNet> = vec![
-            "10.96.0.1/32".parse().unwrap(),
-            "10.96.0.0/24".parse().unwrap(),
-        ];
-        let m = mrt_table(&p);
-        // Header (12) + peer index (4 + 2 + 2 + 1 + 4 + 4 + 4 = 21).
-        assert_eq!(&m[4..6], &13u16.to_be_bytes());
-        assert_eq!(&m[6..8], &1u16.to_be_bytes());
-        assert_eq!(u32::from_be_bytes([m[8], m[9], m[10], m[11]]), 21);
-        let first = 12 + 21;
-        assert_eq!(&m[first + 6..first + 8], &2u16.to_be_bytes());
-        // A /32 entry: seq 4, len 1, prefix 4, count 2, peer 2, time 4, attr len 2, attrs 14.
-        let body = u32::from_be_bytes([m[first + 8], m[first + 9], m[first + 10], m[first + 11]]);
-        assert_eq!(body, 4 + 1 + 4 + 2 + 2 + 4 + 2 + 14);
-        assert_eq!(m[first + 12 + 4], 32);
-        assert_eq!(&m[first + 12 + 5..first + 12 + 9], &[10, 96, 0, 1]);
-        let second = first + 12 + body as usize;
-        assert_eq!(m[second + 12 + 4], 24);
-        assert_eq!(m.len(), second + 12 + 4 + 1 + 3 + 2 + 2 + 4 + 2 + 14);
-    }
 
     #[test]
     fn frr_networks_go_into_the_dut_bgp_instance() {

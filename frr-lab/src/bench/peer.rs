@@ -125,7 +125,10 @@ impl PeerLog {
 
     /// When a registered goal was first met.
     pub fn goal_met(&self, goal: Goal) -> Option<f64> {
-        self.goals.iter().find(|(g, _)| *g == goal).and_then(|g| g.1)
+        self.goals
+            .iter()
+            .find(|(g, _)| *g == goal)
+            .and_then(|g| g.1)
     }
 
     fn goal_holds(&self, goal: Goal) -> bool {
@@ -182,7 +185,13 @@ impl PeerLog {
                 .attributes
                 .as_path
                 .as_ref()
-                .and_then(|p| p.segments.iter().flat_map(|s| s.asns.iter()).nth(1).copied())
+                .and_then(|p| {
+                    p.segments
+                        .iter()
+                        .flat_map(|s| s.asns.iter())
+                        .nth(1)
+                        .copied()
+                })
                 .unwrap_or(0);
             for (_, n) in u.announced_routes() {
                 if let Some(old) = self.table.insert(n.prefix, via) {
@@ -236,7 +245,7 @@ pub struct Sent {
 }
 
 /// Runs `f` in a thread that entered namespace `ns`; sockets it creates belong there.
-fn in_netns<T: Send + 'static>(
+pub(crate) fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> io::Result<T> + Send + 'static,
 ) -> io::Result<T> {
@@ -289,7 +298,9 @@ impl Framer {
                 Ok(Some(frame))
             }
             Ok(_) => Ok(None),
-            Err(e) => Err(BenchError::Failed(format!("unframeable input from the DUT: {e}"))),
+            Err(e) => Err(BenchError::Failed(format!(
+                "unframeable input from the DUT: {e}"
+            ))),
         }
     }
 
@@ -297,7 +308,8 @@ impl Framer {
         let mut chunk = [0u8; 65536];
         let n = stream.read(&mut chunk)?;
         self.read_at = unix_now();
-        self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        self.buf
+            .extend_from_slice(chunk.get(..n).unwrap_or_default());
         Ok(n)
     }
 }
@@ -350,7 +362,10 @@ impl RawPeer {
             .map_err(BenchError::io("socket option"))?;
         let ours = our_open(cfg);
         stream
-            .write_all(&wire(&Message::Open(ours.clone()), &EncodeContext::default())?)
+            .write_all(&wire(
+                &Message::Open(ours.clone()),
+                &EncodeContext::default(),
+            )?)
             .map_err(BenchError::io("send OPEN"))?;
         let mut framer = Framer {
             buf: Vec::new(),
@@ -536,12 +551,18 @@ impl RawPeer {
     /// Waits until a goal is met and returns when it was.
     pub fn wait_goal(&self, goal: Goal, timeout: Duration) -> Result<f64, BenchError> {
         self.add_goal(goal);
-        self.wait(&format!("{goal:?}"), timeout, |l| l.goal_met(goal).is_some())?;
+        self.wait(&format!("{goal:?}"), timeout, |l| {
+            l.goal_met(goal).is_some()
+        })?;
         Ok(self.log().goal_met(goal).unwrap_or(f64::NAN))
     }
 
     /// Waits until no UPDATE has arrived for `quiet`; returns the last UPDATE's time.
-    pub fn wait_quiet(&self, quiet: Duration, timeout: Duration) -> Result<Option<f64>, BenchError> {
+    pub fn wait_quiet(
+        &self,
+        quiet: Duration,
+        timeout: Duration,
+    ) -> Result<Option<f64>, BenchError> {
         let deadline = Instant::now() + timeout;
         loop {
             let last = self.log().window.last_update;
@@ -681,7 +702,11 @@ fn read_loop(
         match framer.fill(&mut stream) {
             Ok(0) => result = Err("the DUT closed the connection".into()),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => result = Err(format!("read: {e}")),
         }
     }

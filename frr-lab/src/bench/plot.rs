@@ -190,10 +190,15 @@ pub fn bars(
             .label(s.label.clone())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         chart
-            .draw_series(present.iter().filter(|(_, p)| p.2.is_finite()).map(|(i, p)| {
-                let x = left(*i) + width * 0.45;
-                PathElement::new(vec![(x, p.2), (x, p.3)], BLACK.stroke_width(1))
-            }))
+            .draw_series(
+                present
+                    .iter()
+                    .filter(|(_, p)| p.2.is_finite())
+                    .map(|(i, p)| {
+                        let x = left(*i) + width * 0.45;
+                        PathElement::new(vec![(x, p.2), (x, p.3)], BLACK.stroke_width(1))
+                    }),
+            )
             .map_err(err)?;
     }
     if let Some((r, label)) = reference {

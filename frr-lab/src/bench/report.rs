@@ -144,7 +144,8 @@ pub fn write(results: &Path, out: &Path) -> Result<Written, BenchError> {
                 .unwrap_or_default()
         })
         .collect();
-    std::fs::create_dir_all(out).map_err(BenchError::io(format!("cannot create {}", out.display())))?;
+    std::fs::create_dir_all(out)
+        .map_err(BenchError::io(format!("cannot create {}", out.display())))?;
     let mut md = String::new();
     let mut written = Written::default();
     let _ = writeln!(
@@ -206,14 +207,20 @@ pub fn write(results: &Path, out: &Path) -> Result<Written, BenchError> {
     let b = runs_of!(BestPath);
     if !b.is_empty() {
         let (recs, from) = newest(&b, |r: &BestPathRecord| r.dut.clone());
-        let _ = writeln!(md, "## Workload 3: two full feeds, best path, one feed shut\n");
+        let _ = writeln!(
+            md,
+            "## Workload 3: two full feeds, best path, one feed shut\n"
+        );
         sources(&mut md, &from);
         best_path_section(&mut md, &recs, out, &mut written)?;
     }
     let f = runs_of!(Failure);
     if !f.is_empty() {
         let (recs, from) = newest(&f, |r: &FailureRecord| r.dut.clone());
-        let _ = writeln!(md, "## Workload 4: failure detection and graceful restart\n");
+        let _ = writeln!(
+            md,
+            "## Workload 4: failure detection and graceful restart\n"
+        );
         sources(&mut md, &from);
         failure_section(&mut md, &recs, out, &mut written)?;
     }
@@ -225,7 +232,8 @@ pub fn write(results: &Path, out: &Path) -> Result<Written, BenchError> {
         churn_section(&mut md, &recs, out, &mut written)?;
     }
     let path = out.join("results.md");
-    std::fs::write(&path, md).map_err(BenchError::io(format!("cannot write {}", path.display())))?;
+    std::fs::write(&path, md)
+        .map_err(BenchError::io(format!("cannot write {}", path.display())))?;
     written.markdown = path;
     let _ = Workload::ALL;
     Ok(written)
@@ -378,7 +386,8 @@ fn best_path_section(
 ) -> Result<(), BenchError> {
     let duts = labels(recs, |r| r.dut.clone());
     let prefixes = recs.first().map_or(0, |r| r.prefixes);
-    let base = |f: fn(&BestPathRecord) -> f64| summary(&values(recs, |r| r.dut == "lbspeaker", f)).0;
+    let base =
+        |f: fn(&BestPathRecord) -> f64| summary(&values(recs, |r| r.dut == "lbspeaker", f)).0;
     let (b1, b2, b3) = (
         base(|r| r.first_feed_s),
         base(|r| r.second_feed_s),
@@ -518,7 +527,9 @@ fn failure_section(
             })
             .collect();
         let file = format!("failure-{}.svg", t.replace('/', "-"));
-        let title = format!("Workload 4: failure → routes gone from the tor's kernel, hold/keepalive {t} s");
+        let title = format!(
+            "Workload 4: failure → routes gone from the tor's kernel, hold/keepalive {t} s"
+        );
         let path = out.join(&file);
         plot::bars(
             &path,
@@ -547,7 +558,11 @@ fn churn_section(
     );
     for d in &duts {
         let keep = |r: &ChurnRecord| &r.dut == d;
-        let flaps: usize = recs.iter().filter(|r| keep(r)).map(|r| r.session_flaps).sum();
+        let flaps: usize = recs
+            .iter()
+            .filter(|r| keep(r))
+            .map(|r| r.session_flaps)
+            .sum();
         let ends: Vec<String> = recs
             .iter()
             .filter(|r| keep(r))
@@ -565,8 +580,12 @@ fn churn_section(
             med(&values(recs, keep, |r| r.max_gap_monitor_s)),
             num(summary(&values(recs, keep, |r| r.updates_out as f64)).0),
             med(&values(recs, keep, |r| r.prefixes_per_update)),
-            num(mib(summary(&values(recs, keep, |r| r.rss_base_kib as f64)).0)),
-            num(mib(summary(&values(recs, keep, |r| r.rss_after_kib as f64)).0)),
+            num(mib(
+                summary(&values(recs, keep, |r| r.rss_base_kib as f64)).0
+            )),
+            num(mib(
+                summary(&values(recs, keep, |r| r.rss_after_kib as f64)).0
+            )),
             num(mib(summary(&values(recs, keep, |r| r.hwm_kib as f64)).0)),
             med(&values(recs, keep, |r| r.settle_s)),
             med(&values(recs, keep, |r| r.cpu_s)),
@@ -593,7 +612,14 @@ fn churn_section(
         .collect();
     let path = out.join("churn-gaps.svg");
     let title = "Workload 5: keepalive gaps under churn and load (hold 9 s, keepalive 3 s)";
-    plot::bars(&path, title, "seconds", &groups, &series, Some((3.0, "keepalive interval")))?;
+    plot::bars(
+        &path,
+        title,
+        "seconds",
+        &groups,
+        &series,
+        Some((3.0, "keepalive interval")),
+    )?;
     let _ = writeln!(md, "![{title}](churn-gaps.svg)\n");
     w.plots.push(path);
     Ok(())

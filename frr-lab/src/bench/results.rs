@@ -48,7 +48,10 @@ impl RunInfo {
         );
         versions.insert("gobgpd".into(), sys::version_of("gobgpd", "--version"));
         versions.insert("bird".into(), sys::version_of("bird", "--version"));
-        versions.insert("frr".into(), sys::version_of("/usr/lib/frr/bgpd", "--version"));
+        versions.insert(
+            "frr".into(),
+            sys::version_of("/usr/lib/frr/bgpd", "--version"),
+        );
         versions.insert("iproute2".into(), sys::version_of("ip", "-V"));
         versions.insert("tshark".into(), sys::version_of("tshark", "--version"));
         if let Some(commit) = git_commit() {

@@ -29,8 +29,8 @@ fn bad(what: String) -> BenchError {
 }
 
 /// Translates a `bgp:` block: the same timers, families, graceful restart and originated
-/// prefixes, learnt routes passed on when `transit` is set (dial and listen, connect retry
-/// of the lab's default), one path per prefix as every other DUT keeps by default.
+/// prefixes, learnt routes passed on when `transit` is set (then waiting for the peers'
+/// connections), connect retry of the lab's default, one path per prefix as every other DUT keeps by default.
 pub fn setup(spec: &BgpSpec) -> Result<SpeakerSetup, BenchError> {
     let mut instance = InstanceConfig::new(
         "default",
@@ -63,6 +63,11 @@ pub fn setup(spec: &BgpSpec) -> Result<SpeakerSetup, BenchError> {
             })
             .collect();
         p.export_learned = spec.transit;
+        // The transit lab's generators and monitor dial and never listen. Our FSM, as RFC
+        // 4271 says, refuses a connection while Idle, and its own refused dials keep it
+        // cycling through Idle; waiting for their connection is what a transit router
+        // facing dialling peers is configured to do.
+        p.passive = spec.listen && spec.transit;
         p.validate().map_err(|e| bad(e.to_string()))?;
         peers.push(p);
     }
@@ -89,14 +94,21 @@ mod tests {
         assert_eq!(s.instance.listen_port, Some(179));
         assert_eq!(s.instance.max_paths, 1);
         assert_eq!(s.peers.len(), 2);
-        assert!(s.peers.iter().all(|p| p.export_learned && p.connect_retry == 1));
+        assert!(
+            s.peers
+                .iter()
+                .all(|p| p.export_learned && p.passive && p.connect_retry == 1)
+        );
         assert_eq!(
             s.peers[0].families,
             [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
         );
         assert_eq!(s.peers[1].hold_time.seconds(), 9);
         assert_eq!(s.peers[1].keepalive, Some(3));
-        assert_eq!(s.peers[1].graceful_restart.map(|g| g.restart_time), Some(15));
+        assert_eq!(
+            s.peers[1].graceful_restart.map(|g| g.restart_time),
+            Some(15)
+        );
         assert_eq!(s.routes.len(), 1);
     }
 
@@ -107,7 +119,7 @@ mod tests {
         )
         .unwrap();
         let s = setup(&spec).unwrap();
-        assert!(!s.peers[0].export_learned);
+        assert!(!s.peers[0].export_learned && !s.peers[0].passive);
         assert_eq!(s.instance.listen_port, None);
     }
 }

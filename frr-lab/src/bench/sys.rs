@@ -254,6 +254,9 @@ mod tests {
     #[test]
     fn the_machine_is_described() {
         let m = Machine::here();
-        assert!(m.cpus >= 1 && m.memory_gib > 0.0 && !m.kernel.is_empty(), "{m:?}");
+        assert!(
+            m.cpus >= 1 && m.memory_gib > 0.0 && !m.kernel.is_empty(),
+            "{m:?}"
+        );
     }
 }

@@ -206,7 +206,9 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            w.withdrawn_routes().map(|(_, n)| n.prefix).collect::<Vec<_>>(),
+            w.withdrawn_routes()
+                .map(|(_, n)| n.prefix)
+                .collect::<Vec<_>>(),
             [v4_prefix(5)]
         );
     }

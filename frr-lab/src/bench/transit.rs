@@ -91,7 +91,8 @@ fn ingest_once(opts: &BenchOptions, dut: Dut, repeat: usize) -> Result<IngestRec
     let w = mon.mark();
     let after = ProcSample::of(&pids);
     let first_to_last_s = done - sent.first;
-    let bytes_per_route = after.hwm_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / total as f64;
+    let bytes_per_route =
+        after.hwm_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / total as f64;
     progress(format!(
         "{dut} ingest {repeat}: {total} prefixes in {first_to_last_s:.2} s ({:.0}/s), send {:.2} s, peak {} MiB (+{:.0} B/prefix), {:.2} CPU s, {} UPDATEs out",
         total as f64 / first_to_last_s,
@@ -186,7 +187,11 @@ fn best_path_once(
         shut_s,
         rss_kib: [s0.rss_kib, s1.rss_kib, s2.rss_kib, s3.rss_kib],
         hwm_kib: s3.hwm_kib,
-        cpu_s: [s1.cpu_s - s0.cpu_s, s2.cpu_s - s1.cpu_s, s3.cpu_s - s2.cpu_s],
+        cpu_s: [
+            s1.cpu_s - s0.cpu_s,
+            s2.cpu_s - s1.cpu_s,
+            s3.cpu_s - s2.cpu_s,
+        ],
         load,
     })
 }
