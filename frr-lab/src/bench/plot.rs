@@ -226,3 +226,90 @@ pub fn bars(
     root.present().map_err(err)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(crate::unique_prefix(tag));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn series(label: &str, points: Vec<Point>) -> Series {
+        Series {
+            label: label.to_owned(),
+            points,
+        }
+    }
+
+    #[test]
+    fn a_line_chart_has_one_marker_per_point_a_legend_and_its_titles() {
+        let d = scratch("plot");
+        let f = d.join("lines.svg");
+        let s = [
+            series(
+                "lbspeaker",
+                vec![
+                    (1.0, 0.26, 0.25, 0.27),
+                    (10.0, 0.27, 0.26, 0.3),
+                    (100.0, 0.3, 0.28, 0.31),
+                ],
+            ),
+            series(
+                "gobgpd",
+                vec![(1.0, 0.07, 0.06, 0.08), (10.0, 0.08, 0.07, 0.09)],
+            ),
+        ];
+        lines(&f, "Announce", "service /32s", "seconds", &s).unwrap();
+        let svg = std::fs::read_to_string(&f).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..40.min(svg.len())]);
+        for text in ["Announce", "service /32s", "seconds", "lbspeaker", "gobgpd"] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        assert_eq!(svg.matches("<circle").count(), 5, "one marker per point");
+        // lbspeaker's colour is on its line and markers.
+        assert!(svg.contains("#0072B2"), "no lbspeaker colour");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_bar_chart_draws_present_values_only_and_the_reference_line() {
+        let d = scratch("plot");
+        let f = d.join("bars.svg");
+        let groups = vec!["link cut".to_owned(), "freeze".to_owned()];
+        let s = [
+            series("bird", vec![(0.0, 7.0, 6.5, 7.5), (1.0, 8.0, 7.0, 9.0)]),
+            series(
+                "frr",
+                vec![(0.0, 8.5, 8.0, 9.0), (1.0, f64::NAN, f64::NAN, f64::NAN)],
+            ),
+        ];
+        bars(
+            &f,
+            "Failure",
+            "seconds",
+            &groups,
+            &s,
+            Some((9.0, "hold time")),
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&f).unwrap();
+        for text in ["Failure", "link cut", "freeze", "hold time", "bird", "frr"] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        // Three bars with values, in the series' colours (each also once in the legend).
+        assert_eq!(svg.matches("#009E73").count() - 1, 2, "bird's bars");
+        assert_eq!(svg.matches("#CC79A7").count() - 1, 1, "frr's one bar");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn colours_follow_the_dut_and_its_variant() {
+        assert_eq!(colour("lbspeaker"), RGBColor(0, 114, 178));
+        assert_eq!(colour("lbspeaker (LB-IPAM)"), RGBColor(86, 180, 233));
+        assert_eq!(colour("gobgpd"), RGBColor(213, 94, 0));
+        assert_eq!(colour("something else"), RGBColor(100, 100, 100));
+    }
+}

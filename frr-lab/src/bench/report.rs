@@ -624,3 +624,97 @@ fn churn_section(
     w.plots.push(path);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::BenchOptions;
+    use crate::bench::sys::Machine;
+
+    fn info(workload: Workload, started: &str) -> RunInfo {
+        RunInfo {
+            workload,
+            started: started.to_owned(),
+            finished: started.to_owned(),
+            machine: Machine {
+                cpu: "Test CPU".into(),
+                cpus: 2,
+                memory_gib: 4.0,
+                kernel: "6.18".into(),
+            },
+            load_before: 1.0,
+            load_after: 2.0,
+            versions: [("gobgpd".to_owned(), "gobgpd version 3.10.0".to_owned())].into(),
+            options: BenchOptions::default(),
+        }
+    }
+
+    fn announce(dut: &str, routes: usize, repeat: usize, announce_s: f64) -> AnnounceRecord {
+        AnnounceRecord {
+            dut: dut.into(),
+            routes,
+            repeat,
+            announce_s,
+            withdraw_s: announce_s / 2.0,
+            cpu_s: 0.01,
+            rss_kib: 10240,
+            load: 1.0,
+        }
+    }
+
+    #[test]
+    fn numbers_keep_three_significant_digits() {
+        assert_eq!(num(1234.5), "1234");
+        assert_eq!(num(12.345), "12.3");
+        assert_eq!(num(1.2345), "1.23");
+        assert_eq!(num(0.12345), "0.123");
+        assert_eq!(num(0.012345), "0.0123");
+        assert_eq!(num(f64::NAN), "—");
+        assert_eq!(ratio(2.0, 4.0), "0.50×");
+        assert_eq!(ratio(2.0, 0.0), "—");
+    }
+
+    #[test]
+    fn the_report_gives_medians_spreads_and_ratios_from_the_newest_run_of_each_dut() {
+        let dir = std::env::temp_dir().join(crate::unique_prefix("report"));
+        let (results, out) = (dir.join("results"), dir.join("docs"));
+        let old = Results {
+            info: info(Workload::Announce, "2026-12-01T10:00:00Z"),
+            records: Records::Announce(vec![
+                announce("lbspeaker", 10, 1, 9.0),
+                announce("gobgpd", 10, 1, 9.0),
+            ]),
+        };
+        let new = Results {
+            info: info(Workload::Announce, "2026-12-01T11:00:00Z"),
+            records: Records::Announce(vec![
+                announce("lbspeaker", 10, 1, 0.3),
+                announce("lbspeaker", 10, 2, 0.2),
+                announce("lbspeaker", 10, 3, 0.25),
+            ]),
+        };
+        old.write(&results).unwrap();
+        new.write(&results).unwrap();
+        let w = write(&results, &out).unwrap();
+        let md = std::fs::read_to_string(&w.markdown).unwrap();
+        // lbspeaker from the newer file (three repeats), gobgpd from the older one.
+        assert!(
+            md.contains(
+                "| 10 | lbspeaker | 0.250 (0.200–0.300) | 1.00× | 0.125 (0.100–0.150) | 1.00× |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 10 | gobgpd | 9.00 | 36.00× | 4.50 | 36.00× |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("announce-20261201100000.json")
+                && md.contains("announce-20261201110000.json")
+        );
+        assert!(md.contains("| gobgpd | gobgpd version 3.10.0 |"));
+        assert_eq!(w.plots.len(), 2);
+        assert!(w.plots.iter().all(|p| p.is_file()));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -100,9 +100,12 @@ pub fn pin_self(cpu: usize) -> Result<(), BenchError> {
         .map_err(|e| BenchError::Failed(format!("cannot pin to CPU {cpu}: {e}")))
 }
 
-/// The number of CPUs.
+/// The number of CPUs online (not those this process may use: it pins itself first).
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
+        .max(1)
 }
 
 /// The 1-minute load average.
