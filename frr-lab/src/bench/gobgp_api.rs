@@ -188,7 +188,9 @@ mod tests {
         // Field 3, wire type 2: a Path, twice.
         assert_eq!(msg[0], (3 << 3) | 2);
         let one = path(&p[0]);
-        assert_eq!(msg.len(), 2 * (1 + 1 + one.len()));
+        let mut len = Vec::new();
+        varint(&mut len, one.len() as u64);
+        assert_eq!(msg.len(), 2 * (1 + len.len() + one.len()));
         let text = String::from_utf8_lossy(msg);
         assert!(text.contains("type.googleapis.com/apipb.IPAddressPrefix"));
         assert!(text.contains("type.googleapis.com/apipb.NextHopAttribute"));
