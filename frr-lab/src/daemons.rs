@@ -17,6 +17,37 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// The gRPC endpoint of gobgpd inside its namespace (each namespace has its own loopback).
 pub const GOBGP_API_PORT: &str = "50051";
 
+/// A daemon's command line, behind `taskset -c LIST` when the node pins its daemons to CPUs
+/// (`cpus:` in the topology). `ip netns exec` and taskset both exec, so the pid the lab
+/// records is the daemon's.
+pub fn pinned(lab: &Lab, node: &str, program: &str, args: &[&str]) -> (String, Vec<String>) {
+    let cpus = lab.topology().nodes.get(node).and_then(|n| n.cpus.clone());
+    match cpus {
+        Some(cpus) => {
+            let mut all = vec!["-c".to_owned(), cpus, program.to_owned()];
+            all.extend(args.iter().map(|a| (*a).to_owned()));
+            ("taskset".to_owned(), all)
+        }
+        None => (
+            program.to_owned(),
+            args.iter().map(|a| (*a).to_owned()).collect(),
+        ),
+    }
+}
+
+/// Starts a daemon in the foreground through [`Lab::spawn`], pinned as the node says.
+fn spawn_pinned(
+    lab: &mut Lab,
+    node: &str,
+    name: &str,
+    program: &str,
+    args: &[&str],
+) -> Result<u32, LabError> {
+    let (program, args) = pinned(lab, node, program, args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.spawn(node, name, &program, &args)
+}
+
 /// Whether a process name is one of FRR's daemons.
 pub(crate) fn is_frr_daemon(name: &str) -> bool {
     matches!(name, "zebra" | "bgpd" | "bfdd" | "staticd")
@@ -116,7 +147,7 @@ fn start_lbspeaker(lab: &mut Lab, node: &str) -> Result<u32, LabError> {
     let args = lbspeaker_args(lab, node);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let bin_s = bin.to_string_lossy().into_owned();
-    let pid = lab.spawn(node, "lbspeaker", &bin_s, &args)?;
+    let pid = spawn_pinned(lab, node, "lbspeaker", &bin_s, &args)?;
     let log = dir.join("lbspeaker.log");
     Lab::wait_for(
         &format!("lbspeaker of {node} to answer its API"),
@@ -288,6 +319,8 @@ pub fn start_frr_daemon(
         args.extend(["--bfdctl".to_owned(), format!("{d}/bfdd.sock")]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (program, args) = pinned(lab, node, &program, &args);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = lab.exec(node, &program, &args)?;
     if !out.status.success() {
         return Err(LabError::Daemon {
@@ -331,7 +364,8 @@ fn start_gobgpd(lab: &mut Lab, node: &str) -> Result<(), LabError> {
     write(&conf, &render::gobgpd_toml(&bgp))?;
     let conf_s = conf.to_string_lossy().into_owned();
     let api = format!("127.0.0.1:{GOBGP_API_PORT}");
-    lab.spawn(
+    spawn_pinned(
+        lab,
         node,
         "gobgpd",
         "gobgpd",
@@ -388,7 +422,13 @@ fn start_bird(lab: &mut Lab, node: &str) -> Result<(), LabError> {
     let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755));
     let conf_s = conf.to_string_lossy().into_owned();
     let ctl = dir.join("bird.ctl").to_string_lossy().into_owned();
-    lab.spawn(node, "bird", "bird", &["-f", "-c", &conf_s, "-s", &ctl])?;
+    spawn_pinned(
+        lab,
+        node,
+        "bird",
+        "bird",
+        &["-f", "-c", &conf_s, "-s", &ctl],
+    )?;
     Lab::wait_for(
         &format!("bird of {node} to answer birdc"),
         START_TIMEOUT,

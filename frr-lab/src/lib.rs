@@ -7,6 +7,7 @@
 //! when dropped, also on panic, so tests can use unique prefixes ([`unique_prefix`]) and run in
 //! parallel. The `frr-lab` binary is the command-line face of the same library.
 
+pub mod bench;
 mod cmd;
 pub mod daemons;
 pub mod demo;
@@ -18,7 +19,7 @@ pub mod witness;
 
 pub use error::LabError;
 pub use lab::{KernelRoute, Lab, LabOptions, LabState, ProcessRecord, unique_prefix};
-pub use topology::{BgpSpec, NeighborSpec, Node, NodeKind, Topology};
+pub use topology::{AddressFamily, BgpSpec, NeighborSpec, Node, NodeKind, Topology};
 
 /// For tests that need the lab (root, FRR, iproute2): whether they can run here. When the
 /// environment variable `FRR_LAB_REQUIRED=1` is set (the project's test command sets it), a

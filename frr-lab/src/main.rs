@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use frr_lab::lab::{self, DEFAULT_ROOT};
-use frr_lab::{Lab, LabOptions, Topology, daemons, demo};
+use frr_lab::{Lab, LabOptions, Topology, bench, daemons, demo};
 
 /// Network-namespace labs with FRR, GoBGP and BIRD.
 #[derive(Debug, Parser)]
@@ -75,6 +75,13 @@ enum Command {
         #[arg(long)]
         prefix: Option<String>,
     },
+    /// Benchmarks: lbspeaker against gobgpd, BIRD and FRR (see docs/BENCHMARKS.md).
+    ///
+    /// WORKLOAD is announce (1), ingest (2), best-path (3), failure (4), churn (5), or all;
+    /// `report` turns result files into tables and plots. Each run writes one JSON file to
+    /// --out. Build everything in release mode first: cargo build --release -p frr-lab -p
+    /// agent-glue, and run target/release/frr-lab.
+    Bench(Box<BenchArgs>),
     /// The seed lab with lbspeaker on every node: bring it up, show the tor's and a node's
     /// view, take it down.
     Demo {
@@ -85,6 +92,170 @@ enum Command {
         #[arg(long)]
         prefix: Option<String>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// announce | ingest | best-path | failure | churn (or 1-5) | all | report.
+    workload: String,
+    /// DUTs, in order (default: lbspeaker,gobgpd,bird,frr).
+    #[arg(long = "dut", value_delimiter = ',')]
+    duts: Vec<String>,
+    /// Repeats (failure: trials per case).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Where result files go (and, for `report`, where they are read from).
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    /// `report`: where results.md and the plots go.
+    #[arg(long, default_value = "docs/bench")]
+    docs: PathBuf,
+    /// Pin nothing.
+    #[arg(long)]
+    no_pin: bool,
+    /// The DUT's CPU.
+    #[arg(long, default_value_t = 1)]
+    dut_cpu: usize,
+    /// The CPU of everything else (this process, the tor, the busy loop).
+    #[arg(long, default_value_t = 0)]
+    helper_cpu: usize,
+    /// announce: numbers of service addresses (default 1,10,100,1000,10000).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// announce: lbspeaker's Services get their addresses from LB-IPAM.
+    #[arg(long)]
+    lb_ipam: bool,
+    /// ingest, best-path: IPv4 prefixes per feed (default 1000000).
+    #[arg(long)]
+    v4: Option<usize>,
+    /// ingest, best-path: IPv6 prefixes per feed (default 200000).
+    #[arg(long)]
+    v6: Option<usize>,
+    /// ingest, best-path: attribute sets per family (default 10000).
+    #[arg(long)]
+    sets: Option<usize>,
+    /// failure: hold/keepalive pairs (default 9/3,3/1).
+    #[arg(long, value_delimiter = ',')]
+    timers: Vec<String>,
+    /// failure: link-cut, freeze, loss, graceful-restart (default all).
+    #[arg(long, value_delimiter = ',')]
+    cases: Vec<String>,
+    /// churn: seconds of flapping (default 60).
+    #[arg(long)]
+    churn_seconds: Option<u64>,
+    /// churn: updates per second (default 1000).
+    #[arg(long)]
+    churn_rate: Option<u32>,
+    /// churn: base routes (default 10000).
+    #[arg(long)]
+    churn_base: Option<usize>,
+    /// churn: flapping prefixes (default 1000).
+    #[arg(long)]
+    churn_flapping: Option<usize>,
+    /// churn: the CPU the busy loop saturates, or `none` (default: the helpers' CPU).
+    #[arg(long)]
+    busy_cpu: Option<String>,
+    /// Copy the labs' logs and configurations here when each lab goes away.
+    #[arg(long)]
+    keep_logs: Option<PathBuf>,
+    /// The busy loop itself (internal): its CPU.
+    #[arg(long, hide = true)]
+    cpu: Option<usize>,
+    /// The busy loop itself (internal): its time limit.
+    #[arg(long, hide = true)]
+    seconds: Option<u64>,
+}
+
+fn bench_options(a: &BenchArgs, root: &Path) -> anyhow::Result<bench::BenchOptions> {
+    let mut o = bench::BenchOptions {
+        repeat: a.repeat.max(1),
+        lab_root: root.to_owned(),
+        pin: (!a.no_pin).then_some((a.dut_cpu, a.helper_cpu)),
+        lb_ipam: a.lb_ipam,
+        keep_logs: a.keep_logs.clone(),
+        ..bench::BenchOptions::default()
+    };
+    if !a.duts.is_empty() {
+        o.duts = a
+            .duts
+            .iter()
+            .map(|d| {
+                bench::Dut::parse(d)
+                    .with_context(|| format!("unknown DUT {d:?}: lbspeaker, gobgpd, bird or frr"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if !a.sizes.is_empty() {
+        o.sizes = a.sizes.clone();
+    }
+    o.v4 = a.v4.unwrap_or(o.v4);
+    o.v6 = a.v6.unwrap_or(o.v6);
+    o.sets = a.sets.unwrap_or(o.sets).max(1);
+    if !a.timers.is_empty() {
+        o.timers = a
+            .timers
+            .iter()
+            .map(|t| {
+                let (h, k) = t
+                    .split_once('/')
+                    .with_context(|| format!("timers {t:?}: HOLD/KEEPALIVE"))?;
+                Ok((h.parse()?, k.parse()?))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if !a.cases.is_empty() {
+        o.failures = a
+            .cases
+            .iter()
+            .map(|c| bench::failure::Case::parse(c).with_context(|| format!("unknown case {c:?}")))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    o.churn_seconds = a.churn_seconds.unwrap_or(o.churn_seconds);
+    o.churn_rate = a.churn_rate.unwrap_or(o.churn_rate).max(1);
+    o.churn_base = a.churn_base.unwrap_or(o.churn_base).max(1);
+    o.churn_flapping = a.churn_flapping.unwrap_or(o.churn_flapping).max(1);
+    o.busy_cpu = match a.busy_cpu.as_deref() {
+        None => o.pin.map(|p| p.1).or(Some(0)),
+        Some("none") => None,
+        Some(c) => Some(c.parse().with_context(|| format!("--busy-cpu {c:?}"))?),
+    };
+    Ok(o)
+}
+
+fn run_bench(a: &BenchArgs, root: &Path) -> anyhow::Result<()> {
+    match a.workload.as_str() {
+        "report" => {
+            let w = bench::report::write(&a.out, &a.docs)?;
+            println!("wrote {} and {} plots", w.markdown.display(), w.plots.len());
+            return Ok(());
+        }
+        "busy" => {
+            bench::sys::spin(
+                a.cpu.unwrap_or(0),
+                std::time::Duration::from_secs(a.seconds.unwrap_or(60)),
+            )?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let workloads = if a.workload == "all" {
+        bench::Workload::ALL.to_vec()
+    } else {
+        vec![bench::Workload::parse(&a.workload).with_context(|| {
+            format!(
+                "unknown workload {:?}: announce, ingest, best-path, failure, churn (or 1-5), all, report",
+                a.workload
+            )
+        })?]
+    };
+    let opts = bench_options(a, root)?;
+    bench::interrupt::install();
+    for w in workloads {
+        let results = bench::run(w, &opts)?;
+        let file = results.write(&a.out)?;
+        println!("{}: results in {}", w.name(), file.display());
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -198,6 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_status(&mut Lab::attach(&root, &p)?);
             }
         }
+        Command::Bench(args) => run_bench(&args, &root)?,
         Command::Demo { keep, prefix } => {
             demo::run(
                 &demo::DemoOptions {

@@ -3,13 +3,18 @@
 //! timers, multihop, passwords, graceful restart and originated prefixes.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
 
-use crate::topology::{BgpSpec, NeighborSpec};
+use crate::topology::{AddressFamily, BgpSpec, NeighborSpec};
 
-/// Which unicast families a neighbor carries: IPv4 always, IPv6 when the session is IPv6 or
-/// IPv6 prefixes are announced.
+/// Which unicast families a neighbor carries: those it lists, else IPv4 always and IPv6 when
+/// the session is IPv6 or IPv6 prefixes are announced.
 fn families(bgp: &BgpSpec, n: &NeighborSpec) -> (bool, bool) {
+    if !n.families.is_empty() {
+        return (
+            n.families.contains(&AddressFamily::Ipv4),
+            n.families.contains(&AddressFamily::Ipv6),
+        );
+    }
     let v6 = n.address.is_ipv6() || bgp.announce.iter().any(|p| p.addr().is_ipv6());
     (true, v6)
 }
@@ -140,12 +145,19 @@ pub fn bird_conf(bgp: &BgpSpec, log_file: &str) -> String {
         }
         let (v4on, v6on) = families(bgp, n);
         for (on, family, table) in [(v4on, "ipv4", "static4"), (v6on, "ipv6", "static6")] {
-            if on {
-                let _ = writeln!(
-                    s,
-                    "  {family} {{ import all; export where proto = \"{table}\"; }};"
-                );
+            if !on {
+                continue;
             }
+            let export = if bgp.transit {
+                "export all".to_owned()
+            } else {
+                format!("export where proto = \"{table}\"")
+            };
+            // A family other than the session's needs a next hop of its own family: the
+            // address of the interface toward the peer.
+            let other = (family == "ipv6") != n.address.is_ipv6();
+            let next_hop = if other { " next hop self;" } else { "" };
+            let _ = writeln!(s, "  {family} {{ import all; {export};{next_hop} }};");
         }
         let _ = writeln!(s, "}}");
     }
@@ -161,6 +173,9 @@ pub fn frr_bgpd_conf(hostname: &str, bgp: &BgpSpec) -> String {
         "frr defaults traditional\nhostname {}\n!",
         plain_str(hostname)
     );
+    if bgp.no_fib {
+        let _ = writeln!(s, "bgp no-rib\n!");
+    }
     let _ = writeln!(s, "router bgp {}", bgp.asn);
     let _ = writeln!(s, " bgp router-id {}", bgp.router_id);
     let _ = writeln!(
@@ -168,9 +183,11 @@ pub fn frr_bgpd_conf(hostname: &str, bgp: &BgpSpec) -> String {
         " no bgp ebgp-requires-policy\n no bgp network import-check"
     );
     if let Some(t) = bgp.neighbors.iter().find_map(|n| n.graceful_restart) {
+        // Like the other daemons (and lbspeaker), FRR then says its forwarding state survives
+        // a restart (the F bit), so helpers keep its routes until End-of-RIB.
         let _ = writeln!(
             s,
-            " bgp graceful-restart\n bgp graceful-restart restart-time {t}"
+            " bgp graceful-restart\n bgp graceful-restart restart-time {t}\n bgp graceful-restart preserve-fw-state"
         );
     }
     for n in &bgp.neighbors {
@@ -202,26 +219,26 @@ pub fn frr_bgpd_conf(hostname: &str, bgp: &BgpSpec) -> String {
             .iter()
             .filter(|p| p.addr().is_ipv6() == is_v6)
             .collect();
-        let neighbors: Vec<&NeighborSpec> = bgp
-            .neighbors
-            .iter()
-            .filter(|n| !is_v6 || families(bgp, n).1)
-            .collect();
         let _ = writeln!(s, " !\n address-family {family} unicast");
         for p in prefixes {
             let _ = writeln!(s, "  network {p}");
         }
-        for n in neighbors {
-            match (is_v6, n.address) {
-                // Traditional defaults activate IPv4 for every neighbor; an IPv6 session carries
-                // IPv6 only unless told otherwise.
-                (false, IpAddr::V6(a)) => {
+        for n in &bgp.neighbors {
+            let (mut v4, v6) = families(bgp, n);
+            if n.families.is_empty() {
+                // An IPv6 session carries IPv6 only unless told otherwise.
+                v4 = n.address.is_ipv4();
+            }
+            let a = n.address;
+            // Traditional defaults activate IPv4 for every neighbor, and nothing else.
+            match (is_v6, v4, v6) {
+                (false, false, _) => {
                     let _ = writeln!(s, "  no neighbor {a} activate");
                 }
-                (true, a) => {
+                (true, _, true) => {
                     let _ = writeln!(s, "  neighbor {a} activate");
                 }
-                (false, IpAddr::V4(_)) => {}
+                _ => {}
             }
         }
         let _ = writeln!(s, " exit-address-family");

@@ -131,6 +131,10 @@ pub struct Node {
     /// peers), relative to the topology; an empty `bfd` section when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfdd_config: Option<String>,
+    /// Pin the node's daemons to these CPUs (`taskset -c LIST`, e.g. `"1"` or `"0,2-3"`), so
+    /// a benchmark can keep a device under test and its helpers on different cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<String>,
     /// Processes started in the node once the network is up, before any daemon (a lab's
     /// backends, for instance).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -233,6 +237,25 @@ pub struct BgpSpec {
     /// The peers.
     #[serde(default)]
     pub neighbors: Vec<NeighborSpec>,
+    /// Pass routes learnt from one neighbor on to the others, as a transit router does.
+    /// gobgpd and FRR do that anyway (their defaults); BIRD exports only its own static
+    /// routes unless this is set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transit: bool,
+    /// FRR: keep BGP's routes out of zebra and the kernel (`bgp no-rib`), as gobgpd and BIRD
+    /// in these labs never install any.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_fib: bool,
+}
+
+/// An address family a neighbor carries.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddressFamily {
+    /// IPv4 unicast.
+    Ipv4,
+    /// IPv6 unicast.
+    Ipv6,
 }
 
 /// One BGP peer of a [`BgpSpec`].
@@ -262,6 +285,11 @@ pub struct NeighborSpec {
     /// Graceful restart with this restart time in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_restart: Option<u16>,
+    /// The unicast families of the session; when empty, IPv4 always and IPv6 when the session
+    /// is IPv6 or the node announces IPv6 prefixes. `[ipv4, ipv6]` on an IPv4 session carries
+    /// IPv6 prefixes with IPv6 next hops in MP_REACH_NLRI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<AddressFamily>,
 }
 
 impl NeighborSpec {
@@ -768,6 +796,13 @@ impl Topology {
             if node.bfdd && node.kind != NodeKind::Frr {
                 return Err(invalid(format!("node {name}: `bfdd` is for frr nodes")));
             }
+            if let Some(cpus) = &node.cpus
+                && !valid_cpu_list(cpus)
+            {
+                return Err(invalid(format!(
+                    "node {name}: cpus {cpus:?} is not a CPU list such as \"1\" or \"0,2-3\""
+                )));
+            }
             if node.bfdd_config.is_some() && !node.bfdd {
                 return Err(invalid(format!(
                     "node {name}: `bfdd-config` needs `bfdd: true`"
@@ -826,6 +861,16 @@ fn valid_relative(s: &str) -> bool {
         && p.is_relative()
         && p.components().all(|c| {
             matches!(c, std::path::Component::Normal(n) if !n.to_string_lossy().starts_with('.'))
+        })
+}
+
+/// A `taskset -c` CPU list: numbers and ranges separated by commas.
+fn valid_cpu_list(s: &str) -> bool {
+    let number = |n: &str| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit());
+    !s.is_empty()
+        && s.split(',').all(|part| match part.split_once('-') {
+            Some((a, b)) => number(a) && number(b),
+            None => number(part),
         })
 }
 
@@ -1090,6 +1135,16 @@ mod tests {
         let err =
             parse("name: t\nnodes:\n  a: {kind: frr, config: x, bfdd-config: b}\n").unwrap_err();
         assert!(err.to_string().contains("needs `bfdd: true`"), "{err}");
+    }
+
+    #[test]
+    fn cpu_lists_are_checked() {
+        let t = parse("name: t\nnodes:\n  a: {cpus: \"0,2-3\"}\n").unwrap();
+        assert_eq!(t.nodes["a"].cpus.as_deref(), Some("0,2-3"));
+        for bad in ["", "one", "1;rm", "1-", "-1", "1,,2"] {
+            let err = parse(&format!("name: t\nnodes:\n  a: {{cpus: {bad:?}}}\n")).unwrap_err();
+            assert!(err.to_string().contains("not a CPU list"), "{bad}: {err}");
+        }
     }
 
     #[test]
