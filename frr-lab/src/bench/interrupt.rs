@@ -1,28 +1,18 @@
 //! Labs removed on Ctrl-C or SIGTERM too. A benchmark runs for minutes; a `Lab` is removed
 //! when dropped, but a signal ends the process without unwinding. Every bench lab is
-//! registered here while it lives; [`install`] sets a handler that only raises a flag, and a
-//! watcher thread that, when it sees the flag, removes the registered labs (processes inside
-//! their namespaces ended, namespaces and files deleted) and exits.
-#![allow(unsafe_code)]
+//! registered here while it lives; [`install`] blocks SIGINT and SIGTERM in the process and
+//! starts a thread that waits for them (`sigwait`, no handler, no `unsafe`), removes the
+//! registered labs (processes inside their namespaces ended, namespaces and files deleted) and
+//! exits. Programs the labs start get an empty signal mask from `std::process::Command`.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
 
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::signal::{SigSet, Signal};
 
 use crate::Topology;
 
-static RAISED: AtomicBool = AtomicBool::new(false);
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static LABS: Mutex<Vec<(String, Topology, PathBuf)>> = Mutex::new(Vec::new());
-
-extern "C" fn on_signal(sig: i32) {
-    // Only atomics: async-signal-safe.
-    SIGNAL.store(sig, Ordering::SeqCst);
-    RAISED.store(true, Ordering::SeqCst);
-}
 
 /// Registers a lab (its prefix, topology and root) for removal on a signal.
 pub fn register(prefix: &str, topology: &Topology, root: &std::path::Path) {
@@ -38,22 +28,21 @@ pub fn forget(prefix: &str) {
     }
 }
 
-/// Installs the handler for SIGINT and SIGTERM and starts the watcher.
+/// Blocks SIGINT and SIGTERM and starts the thread that waits for them. Call it before any
+/// other thread starts: threads inherit the mask.
 pub fn install() {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to two atomics, which is async-signal-safe, and
-        // replaces the default action of a signal this process does not otherwise handle.
-        let _ = unsafe { sigaction(sig, &action) };
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    if let Err(e) = set.thread_block() {
+        eprintln!("frr-lab bench: cannot block SIGINT/SIGTERM ({e}); a signal leaves labs behind");
+        return;
     }
-    std::thread::spawn(|| {
-        while !RAISED.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    std::thread::spawn(move || {
+        let sig = match set.wait() {
+            Ok(s) => s as i32,
+            Err(_) => Signal::SIGTERM as i32,
+        };
         let labs = LABS.lock().map(|l| l.clone()).unwrap_or_default();
         for (prefix, topology, root) in labs {
             eprintln!("frr-lab bench: interrupted, removing lab {prefix}");
@@ -62,6 +51,6 @@ pub fn install() {
             }
             let _ = std::fs::remove_dir_all(root.join(&prefix));
         }
-        std::process::exit(128 + SIGNAL.load(Ordering::SeqCst));
+        std::process::exit(128 + sig);
     });
 }
