@@ -23,6 +23,7 @@
 #[path = "../tests/l2lab/mod.rs"]
 mod l2lab;
 
+use frr_lab::bench::results::{fraction, min_median_mean_max};
 use std::time::{Duration, SystemTime};
 
 use l2lab::{INGRESS_IP, INGRESS_LEASE, L2Lab, announcements, wait};
@@ -36,15 +37,6 @@ enum Failure {
 struct Sample {
     garp: Duration,
     lease: Duration,
-}
-
-/// A pseudo-random fraction in [0, 1) (xorshift seeded from the clock): enough to spread
-/// failures over the retry period.
-fn fraction(state: &mut u64) -> f64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn trial(lab: &mut L2Lab, failure: Failure, retry: f64, rng: &mut u64) -> Sample {
@@ -86,19 +78,6 @@ fn trial(lab: &mut L2Lab, failure: Failure, retry: f64, rng: &mut u64) -> Sample
         garp: first.duration_since(failed_at).unwrap_or_default(),
         lease: acquired.duration_since(failed_at).unwrap_or_default(),
     }
-}
-
-fn stats(mut v: Vec<Duration>) -> String {
-    v.sort();
-    let f = |d: Duration| format!("{:.2}", d.as_secs_f64());
-    let mean = v.iter().sum::<Duration>() / v.len().max(1) as u32;
-    format!(
-        "{} / {} / {} / {}",
-        f(v[0]),
-        f(v[v.len() / 2]),
-        f(mean),
-        f(v[v.len() - 1])
-    )
 }
 
 fn main() {
@@ -149,8 +128,8 @@ fn main() {
             println!(
                 "| {} | {label} | {} | {} |",
                 timers.join(" / "),
-                stats(samples.iter().map(|s| s.garp).collect()),
-                stats(samples.iter().map(|s| s.lease).collect()),
+                min_median_mean_max(samples.iter().map(|s| s.garp).collect()),
+                min_median_mean_max(samples.iter().map(|s| s.lease).collect()),
             );
         }
     }

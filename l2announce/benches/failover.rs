@@ -18,6 +18,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use frr_lab::bench::results::{fraction, min_median_mean_max};
 use std::time::{Duration, SystemTime};
 
 use common::{L2Lab, NODES, NodeOpts, desired, first_announcement, wait};
@@ -33,15 +34,6 @@ enum Failure {
 struct Sample {
     garp: Duration,
     lease: Duration,
-}
-
-/// A pseudo-random fraction in [0, 1) (xorshift seeded from the clock): enough to spread
-/// failures over the retry period.
-fn fraction(state: &mut u64) -> f64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn trial(lab: &mut L2Lab, opts: &NodeOpts, failure: Failure, retry: f64, rng: &mut u64) -> Sample {
@@ -85,19 +77,6 @@ fn trial(lab: &mut L2Lab, opts: &NodeOpts, failure: Failure, retry: f64, rng: &m
         garp: first.duration_since(failed_at).unwrap_or_default(),
         lease: acquired.duration_since(failed_at).unwrap_or_default(),
     }
-}
-
-fn stats(mut v: Vec<Duration>) -> String {
-    v.sort();
-    let f = |d: Duration| format!("{:.2}", d.as_secs_f64());
-    let mean = v.iter().sum::<Duration>() / v.len().max(1) as u32;
-    format!(
-        "{} / {} / {} / {}",
-        f(v[0]),
-        f(v[v.len() / 2]),
-        f(mean),
-        f(v[v.len() - 1])
-    )
 }
 
 fn main() {
@@ -151,8 +130,8 @@ fn main() {
                 .collect();
             println!(
                 "| {timers} | {label} | {} | {} |",
-                stats(samples.iter().map(|s| s.garp).collect()),
-                stats(samples.iter().map(|s| s.lease).collect()),
+                min_median_mean_max(samples.iter().map(|s| s.garp).collect()),
+                min_median_mean_max(samples.iter().map(|s| s.lease).collect()),
             );
         }
     }

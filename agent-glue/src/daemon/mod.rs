@@ -323,26 +323,71 @@ pub async fn run(
 /// The operator role's BGP share: conditions on ClusterConfigs and PeerConfigs, stale
 /// CiliumBGPNodeConfigs removed, while this process leads.
 async fn cluster_loop(
-    mut snapshots: watch::Receiver<Arc<Snapshot>>,
-    mut leading: watch::Receiver<bool>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    leading: watch::Receiver<bool>,
     sink: Arc<dyn StatusSink>,
     secrets_namespace: String,
     problems: Arc<watch::Sender<Vec<String>>>,
 ) {
-    let mut ctl = ClusterController::new();
+    struct Bgp {
+        ctl: ClusterController,
+        sink: Arc<dyn StatusSink>,
+        secrets_namespace: String,
+    }
+    impl LeaderRound for Bgp {
+        fn round<'a>(&'a mut self, snap: &'a Snapshot) -> RoundFuture<'a> {
+            Box::pin(async move {
+                let span = tracing::info_span!("bgp-conditions", revision = snap.revision);
+                let r = self
+                    .ctl
+                    .round(
+                        snap,
+                        self.sink.as_ref(),
+                        &self.secrets_namespace,
+                        Timestamp::now(),
+                    )
+                    .instrument(span)
+                    .await;
+                r.failed.iter().map(|(o, e)| format!("{o}: {e}")).collect()
+            })
+        }
+    }
+    let bgp = Bgp {
+        ctl: ClusterController::new(),
+        sink,
+        secrets_namespace,
+    };
+    leader_rounds(snapshots, leading, &problems, "BGP", bgp).await;
+}
+
+/// What a round of an operator-role writer returns: the writes that failed.
+pub(crate) type RoundFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Vec<String>> + Send + 'a>>;
+
+/// An operator-role writer (BGP conditions, L2 policy conditions): one round on a snapshot.
+pub(crate) trait LeaderRound: Send {
+    /// Writes what `snap` calls for; the failures, as `object: error`.
+    fn round<'a>(&'a mut self, snap: &'a Snapshot) -> RoundFuture<'a>;
+}
+
+/// The loop of an operator-role writer: while this process leads, a `round` on every synced
+/// snapshot (and every 2 s while its writes fail); the failures it returns are logged and
+/// published to `problems` (only when they change). Ends when a channel closes.
+pub(crate) async fn leader_rounds(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut leading: watch::Receiver<bool>,
+    problems: &watch::Sender<Vec<String>>,
+    what: &'static str,
+    mut writer: impl LeaderRound,
+) {
     loop {
         let lead = *leading.borrow_and_update();
         let snap = snapshots.borrow_and_update().clone();
         let mut failing = false;
         if lead && snap.synced {
-            let span = tracing::info_span!("bgp-conditions", revision = snap.revision);
-            let r = ctl
-                .round(&snap, sink.as_ref(), &secrets_namespace, Timestamp::now())
-                .instrument(span)
-                .await;
-            let errs: Vec<String> = r.failed.iter().map(|(o, e)| format!("{o}: {e}")).collect();
+            let errs = writer.round(&snap).await;
             for e in &errs {
-                tracing::error!(error = %e, "writing BGP status failed; retrying");
+                tracing::error!(error = %e, "writing {what} status failed; retrying");
             }
             failing = !errs.is_empty();
             problems.send_if_modified(|p| {

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crds::conditions::{self, Status};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
@@ -25,6 +24,7 @@ use tracing::Instrument as _;
 
 use super::policy::CompiledPolicy;
 use crate::bgp::cluster::DesiredConditions;
+use crate::daemon::{LeaderRound, RoundFuture, leader_rounds};
 use crate::source::{Kind, ObjectKey, Snapshot, StatusError, StatusSink, StatusUpdate};
 
 /// Cilium's reason for all three conditions, True or False.
@@ -167,37 +167,31 @@ impl PolicyConditions {
 /// Runs [`PolicyConditions`] while this process leads, on every snapshot (and every 2 s while
 /// a write fails); problems go to `problems`.
 pub async fn run(
-    mut snapshots: watch::Receiver<Arc<Snapshot>>,
-    mut leading: watch::Receiver<bool>,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    leading: watch::Receiver<bool>,
     sink: Arc<dyn StatusSink>,
     problems: watch::Sender<Vec<String>>,
 ) {
-    let mut ctl = PolicyConditions::new();
-    loop {
-        let lead = *leading.borrow_and_update();
-        let snap = snapshots.borrow_and_update().clone();
-        let mut failing = false;
-        if lead && snap.synced {
-            let span = tracing::info_span!("l2-conditions", revision = snap.revision);
-            let r = ctl
-                .round(&snap, sink.as_ref(), Timestamp::now())
-                .instrument(span)
-                .await;
-            let errs: Vec<String> = r.failed.iter().map(|(o, e)| format!("{o}: {e}")).collect();
-            for e in &errs {
-                tracing::error!(error = %e, "writing L2 policy status failed; retrying");
-            }
-            failing = !errs.is_empty();
-            problems.send_if_modified(|p| {
-                let changed = *p != errs;
-                *p = errs;
-                changed
-            });
-        }
-        tokio::select! {
-            r = snapshots.changed() => if r.is_err() { return },
-            r = leading.changed() => if r.is_err() { return },
-            _ = tokio::time::sleep(Duration::from_secs(2)), if failing => {}
+    struct L2 {
+        ctl: PolicyConditions,
+        sink: Arc<dyn StatusSink>,
+    }
+    impl LeaderRound for L2 {
+        fn round<'a>(&'a mut self, snap: &'a Snapshot) -> RoundFuture<'a> {
+            Box::pin(async move {
+                let span = tracing::info_span!("l2-conditions", revision = snap.revision);
+                let r = self
+                    .ctl
+                    .round(snap, self.sink.as_ref(), Timestamp::now())
+                    .instrument(span)
+                    .await;
+                r.failed.iter().map(|(o, e)| format!("{o}: {e}")).collect()
+            })
         }
     }
+    let l2 = L2 {
+        ctl: PolicyConditions::new(),
+        sink,
+    };
+    leader_rounds(snapshots, leading, &problems, "L2 policy", l2).await;
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -316,9 +317,54 @@ pub fn summary(values: &[f64]) -> (f64, f64, f64) {
     (median, v[0], v[n - 1])
 }
 
+/// A pseudo-random fraction in [0, 1) (xorshift; seed it from the clock, never 0): enough to
+/// spread a harness's failures over a timer's cycle.
+pub fn fraction(state: &mut u64) -> f64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `min / median / mean / max` of some durations in seconds with two decimals, the median
+/// being the upper one of an even count (the L2 failover harnesses' tables); `-` when empty.
+pub fn min_median_mean_max(mut v: Vec<Duration>) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort();
+    let f = |d: Duration| format!("{:.2}", d.as_secs_f64());
+    let mean = v.iter().sum::<Duration>() / u32::try_from(v.len()).unwrap_or(u32::MAX);
+    format!(
+        "{} / {} / {} / {}",
+        f(v[0]),
+        f(v[v.len() / 2]),
+        f(mean),
+        f(v[v.len() - 1])
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_summarise_as_min_median_mean_max() {
+        let s = |ms: &[u64]| {
+            min_median_mean_max(ms.iter().map(|m| Duration::from_millis(*m)).collect())
+        };
+        assert_eq!(s(&[300, 100, 200]), "0.10 / 0.20 / 0.20 / 0.30");
+        assert_eq!(s(&[]), "-");
+    }
+
+    #[test]
+    fn fractions_stay_in_the_unit_interval() {
+        let mut st = 12345u64;
+        for _ in 0..1000 {
+            let f = fraction(&mut st);
+            assert!((0.0..1.0).contains(&f), "{f}");
+        }
+    }
 
     #[test]
     fn summaries_give_median_min_and_max() {
