@@ -340,6 +340,17 @@ async fn the_seed_scenario_runs_through_the_api_with_four_agents_and_two_operato
         assert!(after[n].2 >= before[n].2, "node{} was not reset", n + 1);
     }
 
+    // The L2 lease renewed at least once (an update), so that the RBAC check below sees every
+    // verb the agent uses whatever the machine's speed.
+    eventually("a renewal of the L2 lease", WAIT, async || {
+        let spec = c
+            .server
+            .get::<k8s_openapi::api::coordination::v1::Lease>(NS, lease)?
+            .spec?;
+        (spec.renew_time? != spec.acquire_time?).then_some(())
+    })
+    .await;
+
     // A graceful stop: the leader releases its Lease.
     drop(electors);
     c.stop_all().await;
