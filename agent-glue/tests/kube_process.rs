@@ -106,6 +106,27 @@ async fn the_agent_and_operator_binaries_run_against_an_api_server_given_by_kube
     })
     .await;
 
+    // Least privilege: every thread of the agent holds CAP_NET_BIND_SERVICE, CAP_NET_ADMIN
+    // and CAP_NET_RAW only (BGP and L2 announcements on, no dataplane), the operator nothing.
+    if nix::unistd::geteuid().is_root() {
+        for (p, want) in [
+            (&agent, "0000000000003400"),
+            (&operator, "0000000000000000"),
+        ] {
+            let pid = p.0.id();
+            for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+                let tid = task.unwrap().file_name().to_string_lossy().into_owned();
+                let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+                    .unwrap_or_default();
+                for key in ["CapEff:", "CapPrm:", "CapBnd:"] {
+                    if let Some(line) = status.lines().find(|l| l.starts_with(key)) {
+                        assert_eq!(line[key.len()..].trim(), want, "{pid}/{tid} {key}");
+                    }
+                }
+            }
+        }
+    }
+
     // The CLI asks the agent through its socket.
     let out = lbspeaker()
         .arg("--api")

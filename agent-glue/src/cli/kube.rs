@@ -43,6 +43,10 @@ pub struct KubeArgs {
     /// Log level or directives (`info`, `debug`, `info,kube=debug`); RUST_LOG wins when set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Drop every capability the role does not need once the API socket is bound, before
+    /// anything else starts (see docs/daemon.md#privileges); `false` keeps them all.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub drop_capabilities: bool,
 }
 
 /// `lbspeaker agent --node NAME ...`
@@ -106,6 +110,24 @@ fn client_options(k: &KubeArgs, qps: f64, burst: u32, per_service: f64) -> Clien
     }
 }
 
+/// Binds the local API socket on the only thread there is and then drops what `needs` does
+/// not call for (capabilities are per thread: the runtime's threads are born with the small
+/// set).
+fn bind_and_drop(
+    k: &KubeArgs,
+    api: &std::path::Path,
+    needs: crate::daemon::privileges::Needs,
+) -> anyhow::Result<crate::daemon::PreBound> {
+    let listener = crate::api::server::bind_std(api, None)?;
+    if k.drop_capabilities {
+        if let Err(e) = crate::daemon::privileges::drop_for(needs) {
+            let _ = std::fs::remove_file(api);
+            return Err(e.into());
+        }
+    }
+    Ok(crate::daemon::PreBound::new(listener))
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,6 +139,15 @@ pub fn run_agent(args: AgentArgs, api: PathBuf) -> anyhow::Result<()> {
     logging::init(args.kube.log_format, &args.kube.log_level);
     let retry = args.l2.l2_lease_retry_period.as_secs_f64().max(0.1);
     let client = client_options(&args.kube, 10.0, 20, 1.0 / retry);
+    let l2 = args.l2.settings()?;
+    let dataplane = args.dataplane.options();
+    let needs = crate::daemon::privileges::Needs {
+        bgp: args.bgp_control_plane,
+        l2: l2.is_some(),
+        dataplane: dataplane.mode != crate::dataplane::Mode::Off,
+    };
+    let api_listener = bind_and_drop(&args.kube, &api, needs)?;
+    let bound = api.clone();
     let config = AgentConfig {
         node: args.node,
         namespace: args.kube.namespace,
@@ -124,15 +155,26 @@ pub fn run_agent(args: AgentArgs, api: PathBuf) -> anyhow::Result<()> {
         bgp: args.bgp_control_plane,
         bgp_status_report: args.bgp_status_report,
         api,
+        api_listener,
         metrics_addr: args.kube.metrics_addr,
-        l2: args.l2.settings()?,
-        dataplane: args.dataplane.options(),
+        l2,
+        dataplane,
     };
-    runtime()?.block_on(crate::kube::run::agent(
+    let r = runtime()?.block_on(crate::kube::run::agent(
         config,
         client,
         crate::daemon::shutdown_signal(),
-    ))
+    ));
+    forget_socket_on_error(r, &bound)
+}
+
+/// An error before the daemon served (no cluster, say) leaves no socket behind: it was
+/// bound here, so it is ours.
+fn forget_socket_on_error(r: anyhow::Result<()>, api: &std::path::Path) -> anyhow::Result<()> {
+    if r.is_err() {
+        let _ = std::fs::remove_file(api);
+    }
+    r
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
@@ -153,6 +195,14 @@ pub fn run_operator(args: OperatorArgs, api: PathBuf) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("lbspeaker-operator-{}", std::process::id())),
     };
     let client = client_options(&args.kube, 50.0, 100, 0.05);
+    // The operator only talks to the API server: it keeps no capability at all.
+    let needs = crate::daemon::privileges::Needs {
+        bgp: false,
+        l2: false,
+        dataplane: false,
+    };
+    let api_listener = bind_and_drop(&args.kube, &api, needs)?;
+    let bound = api.clone();
     let config = OperatorConfig {
         identity,
         namespace: args.kube.namespace,
@@ -161,13 +211,15 @@ pub fn run_operator(args: OperatorArgs, api: PathBuf) -> anyhow::Result<()> {
         bgp: args.bgp_control_plane,
         l2_policy_conditions: args.l2_announcements,
         api,
+        api_listener,
         metrics_addr: args.kube.metrics_addr,
     };
-    runtime()?.block_on(crate::kube::run::operator(
+    let r = runtime()?.block_on(crate::kube::run::operator(
         config,
         client,
         crate::daemon::shutdown_signal(),
-    ))
+    ));
+    forget_socket_on_error(r, &bound)
 }
 
 #[cfg(test)]

@@ -123,20 +123,9 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
             l2: l2.is_some(),
             dataplane: dataplane.mode != crate::dataplane::Mode::Off,
         };
-        let keep = crate::daemon::privileges::needed(needs);
-        let caps: Vec<caps::Capability> = keep.iter().map(|(c, _)| *c).collect();
-        match crate::daemon::privileges::drop_to(&caps) {
-            Ok(d) => {
-                let why: Vec<String> = keep.iter().map(|(c, w)| format!("{c}: {w}")).collect();
-                tracing::info!(kept = ?d.kept, dropped = d.dropped, bounding_set_reduced = d.bounding, why = ?why, "capabilities dropped");
-                if !d.missing.is_empty() {
-                    tracing::warn!(missing = ?d.missing, "started without capabilities the run may need; what needs them will fail");
-                }
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&api);
-                return Err(e.into());
-            }
+        if let Err(e) = crate::daemon::privileges::drop_for(needs) {
+            let _ = std::fs::remove_file(&api);
+            return Err(e.into());
         }
     }
     let opts = RunOptions {

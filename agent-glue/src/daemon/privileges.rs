@@ -13,11 +13,12 @@ use std::collections::BTreeSet;
 
 use caps::{CapSet, Capability, CapsHashSet};
 
-/// What the run needs privileges for.
+/// What the run needs privileges for (`lbspeaker operator`: nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
-    /// The BGP control plane: received routes may be installed in the kernel
-    /// (`lbspeaker.io/install-routes`, turned on by a manifest edit at any time).
+    /// This node's BGP speaker: listeners on port 179 (a peer's localPort, at any time),
+    /// and received routes may be installed in the kernel (`lbspeaker.io/install-routes`,
+    /// turned on by a manifest edit at any time).
     pub bgp: bool,
     /// L2 announcements: AF_PACKET sockets for ARP and NDP, opened per interface as policies
     /// and interfaces change.
@@ -29,10 +30,13 @@ pub struct Needs {
 
 /// The capabilities a run with `needs` keeps, and why each.
 pub fn needed(needs: Needs) -> Vec<(Capability, &'static str)> {
-    let mut keep = vec![(
-        Capability::CAP_NET_BIND_SERVICE,
-        "BGP listeners on port 179 (a peer's localPort, at any time)",
-    )];
+    let mut keep = Vec::new();
+    if needs.bgp {
+        keep.push((
+            Capability::CAP_NET_BIND_SERVICE,
+            "BGP listeners on port 179 (a peer's localPort, at any time)",
+        ));
+    }
     if needs.bgp || needs.dataplane {
         keep.push((
             Capability::CAP_NET_ADMIN,
@@ -92,6 +96,21 @@ fn names(set: &CapsHashSet) -> Vec<String> {
     v.into_iter().collect()
 }
 
+/// Drops every capability `needs` does not call for ([`needed`], [`drop_to`]) and logs what
+/// was kept and why, and what was wanted but not held. Call it on the main thread before the
+/// runtime starts (after binding what needs more, such as the local API socket).
+pub fn drop_for(needs: Needs) -> Result<Dropped, PrivilegeError> {
+    let keep = needed(needs);
+    let caps: Vec<Capability> = keep.iter().map(|(c, _)| *c).collect();
+    let d = drop_to(&caps)?;
+    let why: Vec<String> = keep.iter().map(|(c, w)| format!("{c}: {w}")).collect();
+    tracing::info!(kept = ?d.kept, dropped = d.dropped, bounding_set_reduced = d.bounding, why = ?why, "capabilities dropped");
+    if !d.missing.is_empty() {
+        tracing::warn!(missing = ?d.missing, "started without capabilities the run may need; what needs them will fail");
+    }
+    Ok(d)
+}
+
 /// Reduces this thread's capabilities to `keep` (those of it that are held): bounding set
 /// first (while CAP_SETPCAP is still effective), then inheritable and ambient cleared,
 /// then effective and permitted; and sets no_new_privs, so nothing executed later can
@@ -148,14 +167,21 @@ mod tests {
                 l2: false,
                 dataplane: false
             }),
-            [Capability::CAP_NET_BIND_SERVICE]
+            []
         );
+        let l2_only = caps(Needs {
+            bgp: false,
+            l2: true,
+            dataplane: false,
+        });
+        assert_eq!(l2_only, [Capability::CAP_NET_RAW]);
         let bgp = caps(Needs {
             bgp: true,
             l2: false,
             dataplane: false,
         });
         assert!(bgp.contains(&Capability::CAP_NET_ADMIN), "{bgp:?}");
+        assert!(bgp.contains(&Capability::CAP_NET_BIND_SERVICE), "{bgp:?}");
         assert!(!bgp.contains(&Capability::CAP_BPF), "{bgp:?}");
         let all = caps(Needs {
             bgp: true,

@@ -30,7 +30,7 @@ use super::source::{KubeSource, SourceOptions};
 use super::{
     AGENT_CONTROLLER, AGENT_MANAGER, OPERATOR_CONTROLLER, OPERATOR_LEASE, OPERATOR_MANAGER, Role,
 };
-use crate::daemon::{Roles, RunOptions};
+use crate::daemon::{PreBound, Roles, RunOptions};
 use crate::dataplane::DataplaneOptions;
 use crate::ipam::translate::manages;
 use crate::l2::{L2Options, L2Settings, LeaseStore};
@@ -52,6 +52,9 @@ pub struct AgentConfig {
     pub bgp_status_report: bool,
     /// The local API socket.
     pub api: PathBuf,
+    /// The local API socket when the command bound it before the runtime (to drop
+    /// privileges first); empty: bound here.
+    pub api_listener: PreBound,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub metrics_addr: Option<SocketAddr>,
     /// L2 announcements (`None`: turned off); the leases are Kubernetes Leases in `namespace`.
@@ -78,6 +81,8 @@ pub struct OperatorConfig {
     pub l2_policy_conditions: bool,
     /// The local API socket.
     pub api: PathBuf,
+    /// The local API socket when the command bound it before the runtime; empty: bound here.
+    pub api_listener: PreBound,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -95,7 +100,7 @@ impl Drop for Tasks {
 /// The daemon's options for a role; the per-node parts (L2, dataplane) are the agent's.
 fn run_options(
     node: &str,
-    api: PathBuf,
+    (api, api_listener): (PathBuf, PreBound),
     metrics: Option<SocketAddr>,
     secrets: &str,
     roles: Roles,
@@ -114,7 +119,7 @@ fn run_options(
         roles,
         bgp: true,
         api_group: None,
-        api_listener: Default::default(),
+        api_listener,
     }
 }
 
@@ -225,7 +230,7 @@ pub async fn agent_with(
     let (_never, leading) = watch::channel(false);
     let mut opts = run_options(
         &config.node,
-        config.api,
+        (config.api, config.api_listener),
         config.metrics_addr,
         &config.secrets_namespace,
         Roles {
@@ -296,7 +301,7 @@ pub async fn operator_with(
     let tasks = Tasks(tasks);
     let mut opts = run_options(
         &config.identity,
-        config.api,
+        (config.api, config.api_listener),
         config.metrics_addr,
         &config.secrets_namespace,
         Roles {

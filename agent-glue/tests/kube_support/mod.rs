@@ -187,6 +187,7 @@ impl Cluster {
             bgp,
             bgp_status_report: status_report,
             api: self.dir.path().join(format!("{node}.sock")),
+            api_listener: Default::default(),
             metrics_addr: None,
             // No ARP/NDP on the host's interfaces, no eBPF: the API side only.
             l2: None,
@@ -232,6 +233,7 @@ impl Cluster {
             bgp,
             l2_policy_conditions: true,
             api: self.dir.path().join(format!("{identity}.sock")),
+            api_listener: Default::default(),
             metrics_addr: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
