@@ -1,5 +1,7 @@
-//! Workload 4, failure detection, in the origin lab with graceful restart (15 s) on both
-//! sides and the DUT originating ten service /32s. With hold/keepalive 9/3 and 3/1 s:
+//! Workload 4, failure detection, in the origin lab with the DUT originating ten service
+//! /32s. With hold/keepalive 9/3 and 3/1 s, the detection cases without graceful restart
+//! (with it the tor keeps the routes as stale for the restart time after its hold timer
+//! fires) and the restart case in a lab of its own with graceful restart (15 s) on both sides:
 //!
 //! - **link cut**: the DUT's switch port goes down (`ip link set dev dut down` in the
 //!   switch's namespace; the tor's own interface stays up, so only its hold timer can tell);
@@ -115,64 +117,57 @@ fn run_timers(
     (hold, keepalive): (u16, u16),
     rng: &mut u64,
 ) -> Result<Vec<FailureRecord>, BenchError> {
-    let prefixes: Vec<IpNet> = (0..ROUTES).map(service_prefix).collect();
-    let t = SessionTimers {
-        hold_keepalive: Some((hold, keepalive)),
-        graceful_restart: Some(RESTART_TIME),
-    };
-    let configured = if dut == Dut::Lbspeaker {
-        Vec::new()
-    } else {
-        prefixes.clone()
-    };
-    let mut b = labs::origin(opts, dut, &t, configured)?;
-    let routes = Monitor::start(&mut b.lab, "tor", "route")?;
-    let links = Monitor::start(&mut b.lab, "sw1", "link")?;
-    if dut == Dut::Lbspeaker {
-        set_routes(&b, opts, &prefixes, &[])?;
-    }
-    let mut tr = Trial {
-        b,
-        routes,
-        links,
-        want: prefixes.iter().map(ToString::to_string).collect(),
-        prefixes,
-        opts,
-        hold,
-    };
-    tr.recover(0.0)?;
     let timers = format!("{hold}/{keepalive}");
     let mut out = Vec::new();
-    for &case in &opts.failures {
-        for trial in 1..=opts.repeat {
-            // A random point of the keepalive cycle.
-            std::thread::sleep(Duration::from_secs_f64(
-                0.5 + fraction(rng) * f64::from(keepalive),
-            ));
-            let load = load_average();
-            let r = match case {
-                Case::GracefulRestart => tr.graceful_restart()?,
-                _ => (tr.detect(case)?, None, None),
-            };
-            progress(format!(
-                "{dut} {timers} {} trial {trial}: {:.3} s{}",
-                case.name(),
-                r.0,
-                match (r.1, r.2) {
-                    (Some(o), Some(d)) => format!(" (OPEN after {o:.3} s, {d} routes deleted)"),
-                    _ => String::new(),
-                }
-            ));
-            out.push(FailureRecord {
-                dut: dut.name().to_owned(),
-                timers: timers.clone(),
-                case: case.name().to_owned(),
-                trial,
-                seconds: r.0,
-                open_s: r.1,
-                deleted: r.2,
-                load,
-            });
+    // Detection runs without graceful restart: with it, the tor would keep the routes as
+    // stale for the restart time after its hold timer fired, and the figure would be the
+    // restart time. The restart case gets a lab of its own with graceful restart on.
+    let (restart, detection): (Vec<Case>, Vec<Case>) = opts
+        .failures
+        .iter()
+        .partition(|&&c| c == Case::GracefulRestart);
+    for (cases, graceful_restart) in [(detection, None), (restart, Some(RESTART_TIME))] {
+        if cases.is_empty() {
+            continue;
+        }
+        let t = SessionTimers {
+            hold_keepalive: Some((hold, keepalive)),
+            graceful_restart,
+        };
+        let mut tr = Trial::start(opts, dut, &t)?;
+        for case in cases {
+            for trial in 1..=opts.repeat {
+                // A random point of the keepalive cycle.
+                std::thread::sleep(Duration::from_secs_f64(
+                    0.5 + fraction(rng) * f64::from(keepalive),
+                ));
+                let load = load_average();
+                let r = match case {
+                    Case::GracefulRestart => tr.graceful_restart()?,
+                    _ => (tr.detect(case)?, None, None),
+                };
+                progress(format!(
+                    "{dut} {timers} {} trial {trial}: {:.3} s{}",
+                    case.name(),
+                    r.0,
+                    match (r.1, r.2) {
+                        (Some(o), Some(d)) => {
+                            format!(" (OPEN after {o:.3} s, {d} routes deleted)")
+                        }
+                        _ => String::new(),
+                    }
+                ));
+                out.push(FailureRecord {
+                    dut: dut.name().to_owned(),
+                    timers: timers.clone(),
+                    case: case.name().to_owned(),
+                    trial,
+                    seconds: r.0,
+                    open_s: r.1,
+                    deleted: r.2,
+                    load,
+                });
+            }
         }
     }
     Ok(out)
@@ -186,6 +181,36 @@ const NFT_DROP: &str = "add table inet benchloss; \
     add rule inet benchloss in iifname \"eth1\" drop; \
     add chain inet benchloss out { type filter hook output priority -300; policy accept; }; \
     add rule inet benchloss out oifname \"eth1\" drop";
+
+impl<'a> Trial<'a> {
+    /// The origin lab with the DUT originating [`ROUTES`] routes, the monitors running,
+    /// every route in the tor's kernel.
+    fn start(opts: &'a BenchOptions, dut: Dut, t: &SessionTimers) -> Result<Self, BenchError> {
+        let prefixes: Vec<IpNet> = (0..ROUTES).map(service_prefix).collect();
+        let configured = if dut == Dut::Lbspeaker {
+            Vec::new()
+        } else {
+            prefixes.clone()
+        };
+        let mut b = labs::origin(opts, dut, t, configured)?;
+        let routes = Monitor::start(&mut b.lab, "tor", "route")?;
+        let links = Monitor::start(&mut b.lab, "sw1", "link")?;
+        if dut == Dut::Lbspeaker {
+            set_routes(&b, opts, &prefixes, &[])?;
+        }
+        let mut tr = Trial {
+            b,
+            routes,
+            links,
+            want: prefixes.iter().map(ToString::to_string).collect(),
+            prefixes,
+            opts,
+            hold: t.hold_keepalive.map_or(90, |h| h.0),
+        };
+        tr.recover(0.0)?;
+        Ok(tr)
+    }
+}
 
 impl Trial<'_> {
     fn lab(&self) -> &Lab {
