@@ -90,7 +90,15 @@ enum L2Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Agent(_) | Command::Operator(_)
+    ) && let Some(e) = agent_glue::daemon::malloc::limit_arenas()
+    {
+        eprintln!("lbspeaker: cannot limit malloc arenas ({e}); going on with glibc's default");
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("lbspeaker: {e:#}");

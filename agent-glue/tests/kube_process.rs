@@ -65,6 +65,8 @@ async fn the_agent_and_operator_binaries_run_against_an_api_server_given_by_kube
             .arg(c.api_socket("operator"))
             .env("POD_NAMESPACE", NS)
             .env("POD_NAME", "lbspeaker-operator-7d9f-x2k4q")
+            // The user's own arena limit is kept.
+            .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=3")
             .stdout(Stdio::null())
             .stderr(log("operator"))
             .spawn()
@@ -105,6 +107,23 @@ async fn the_agent_and_operator_binaries_run_against_an_api_server_given_by_kube
         (state != "established").then_some(())
     })
     .await;
+
+    // One malloc arena: the agent executed itself again with glibc's tunable (same PID), the
+    // operator kept the limit it was given.
+    let tunables = |p: &Proc| {
+        let env = std::fs::read(format!("/proc/{}/environ", p.0.id())).unwrap();
+        env.split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .find_map(|v| v.strip_prefix("GLIBC_TUNABLES=").map(str::to_owned))
+    };
+    assert_eq!(
+        tunables(&agent).as_deref(),
+        Some("glibc.malloc.arena_max=1")
+    );
+    assert_eq!(
+        tunables(&operator).as_deref(),
+        Some("glibc.malloc.arena_max=3")
+    );
 
     // Least privilege: every thread of the agent holds CAP_NET_BIND_SERVICE, CAP_NET_ADMIN
     // and CAP_NET_RAW only (BGP and L2 announcements on, no dataplane), the operator nothing.

@@ -17,6 +17,7 @@
 //! run beside the BGP agent on `source.subscribe()` and the same stop signal.
 
 pub mod backend;
+pub mod malloc;
 pub mod privileges;
 
 use std::net::SocketAddr;
