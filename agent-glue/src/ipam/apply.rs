@@ -79,6 +79,8 @@ impl IpamController {
         });
         let desired = reconcile(snapshot, &self.pending, now);
         let mut round = Round::default();
+        // Every write of the round in one batch (the directory syncs the files once).
+        let mut batch: Vec<(String, StatusUpdate)> = Vec::new();
         for d in &desired.services {
             let shown = snapshot
                 .services
@@ -87,18 +89,17 @@ impl IpamController {
             if same_service_status(shown, &d.status) {
                 continue;
             }
-            let update = StatusUpdate::Service {
-                meta: d.meta.clone(),
-                status: Some(d.status.clone()),
-            };
             // Kept whatever the outcome: until the source shows it, this is the truth.
             self.pending
                 .services
                 .insert(d.key.clone(), d.status.clone());
-            match sink.write(&update).await {
-                Ok(()) => round.written += 1,
-                Err(e) => round.failed.push((format!("Service {}", d.key), e)),
-            }
+            batch.push((
+                format!("Service {}", d.key),
+                StatusUpdate::Service {
+                    meta: d.meta.clone(),
+                    status: Some(d.status.clone()),
+                },
+            ));
         }
         for d in &desired.pools {
             let shown = snapshot
@@ -112,17 +113,14 @@ impl IpamController {
             self.pending
                 .pools
                 .insert(d.key.clone(), d.conditions.clone());
-            let update = StatusUpdate::Conditions {
-                kind: Kind::LbIpPool,
-                meta: d.meta.clone(),
-                conditions: Some(d.conditions.clone()),
-            };
-            match sink.write(&update).await {
-                Ok(()) => round.written += 1,
-                Err(e) => round
-                    .failed
-                    .push((format!("CiliumLoadBalancerIPPool {}", d.key), e)),
-            }
+            batch.push((
+                format!("CiliumLoadBalancerIPPool {}", d.key),
+                StatusUpdate::Conditions {
+                    kind: Kind::LbIpPool,
+                    meta: d.meta.clone(),
+                    conditions: Some(d.conditions.clone()),
+                },
+            ));
         }
         for (kind, key) in &snapshot.orphan_statuses {
             let update = match kind {
@@ -137,9 +135,14 @@ impl IpamController {
                 },
                 _ => continue,
             };
-            match sink.write(&update).await {
+            batch.push((format!("{kind} {key}"), update));
+        }
+        let (labels, updates): (Vec<String>, Vec<StatusUpdate>) = batch.into_iter().unzip();
+        let results = sink.write_all(&updates).await;
+        for (label, r) in labels.into_iter().zip(results) {
+            match r {
                 Ok(()) => round.written += 1,
-                Err(e) => round.failed.push((format!("{kind} {key}"), e)),
+                Err(e) => round.failed.push((label, e)),
             }
         }
         round.desired = desired;

@@ -142,6 +142,22 @@ pub enum StatusError {
 pub trait StatusSink: Send + Sync {
     /// Writes one update; on success a later snapshot of the source shows it.
     fn write<'a>(&'a self, update: &'a StatusUpdate) -> BoxFuture<'a, Result<(), StatusError>>;
+
+    /// Writes several updates of different objects, with one outcome each, in order. By
+    /// default one by one; a sink that can make a batch durable at once does (the
+    /// directory: one filesystem sync for every file instead of one per file).
+    fn write_all<'a>(
+        &'a self,
+        updates: &'a [StatusUpdate],
+    ) -> BoxFuture<'a, Vec<Result<(), StatusError>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(updates.len());
+            for u in updates {
+                out.push(self.write(u).await);
+            }
+            out
+        })
+    }
 }
 
 /// A status file's contents: the object's identity and its status, nothing of its spec.
