@@ -119,11 +119,11 @@ fn bind_and_drop(
     needs: crate::daemon::privileges::Needs,
 ) -> anyhow::Result<crate::daemon::PreBound> {
     let listener = crate::api::server::bind_std(api, None)?;
-    if k.drop_capabilities {
-        if let Err(e) = crate::daemon::privileges::drop_for(needs) {
-            let _ = std::fs::remove_file(api);
-            return Err(e.into());
-        }
+    if k.drop_capabilities
+        && let Err(e) = crate::daemon::privileges::drop_for(needs)
+    {
+        let _ = std::fs::remove_file(api);
+        return Err(e.into());
     }
     Ok(crate::daemon::PreBound::new(listener))
 }
