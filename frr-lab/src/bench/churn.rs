@@ -83,6 +83,9 @@ fn once(opts: &BenchOptions, dut: Dut, repeat: usize) -> Result<ChurnRecord, Ben
     let mut k = 0usize;
     let mut tick = 0u32;
     let mut batch: Vec<Bytes> = Vec::with_capacity(per_tick);
+    // When the last batch went out (not after the tick's sleep that follows it): settling
+    // is measured from here.
+    let mut last_sent = first;
     while k < total {
         batch.clear();
         for _ in 0..per_tick.min(total - k) {
@@ -94,13 +97,13 @@ fn once(opts: &BenchOptions, dut: Dut, repeat: usize) -> Result<ChurnRecord, Ben
             k += 1;
         }
         gen_a.send_all(&batch)?;
+        last_sent = unix_now();
         tick += 1;
         let next = start + TICK * tick;
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
     }
-    let last_sent = unix_now();
     let send_s = last_sent - first;
     // An odd number of cycles leaves the flapping prefixes withdrawn.
     let cycles = total.div_ceil(flapping);
