@@ -120,11 +120,7 @@ impl DirectoryStatus {
                 }
                 write_atomic(&path, text.as_bytes())
             }
-            None => match std::fs::remove_file(&path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(source) => Err(StatusError::Io { path, source }),
-            },
+            None => remove_status(path),
         }
     }
 }
@@ -202,6 +198,15 @@ fn write_temporary(path: &Path, data: &[u8], sync: bool) -> Result<PathBuf, Stat
             let _ = std::fs::remove_file(&tmp);
             Err(e)
         }
+    }
+}
+
+/// Removes a status file; one already gone is fine.
+fn remove_status(path: PathBuf) -> Result<(), StatusError> {
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StatusError::Io { path, source }),
     }
 }
 
@@ -290,13 +295,7 @@ impl DirectoryStatus {
                     Ok(tmp) => written.push((i, tmp, path)),
                     Err(e) => out[i] = Some(Err(e)),
                 },
-                Step::Remove(path) => {
-                    out[i] = Some(match std::fs::remove_file(&path) {
-                        Ok(()) => Ok(()),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                        Err(source) => Err(StatusError::Io { path, source }),
-                    });
-                }
+                Step::Remove(path) => out[i] = Some(remove_status(path)),
             }
         }
         if !written.is_empty() {
