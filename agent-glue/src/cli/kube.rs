@@ -110,24 +110,6 @@ fn client_options(k: &KubeArgs, qps: f64, burst: u32, per_service: f64) -> Clien
     }
 }
 
-/// Binds the local API socket on the only thread there is and then drops what `needs` does
-/// not call for (capabilities are per thread: the runtime's threads are born with the small
-/// set).
-fn bind_and_drop(
-    k: &KubeArgs,
-    api: &std::path::Path,
-    needs: crate::daemon::privileges::Needs,
-) -> anyhow::Result<crate::daemon::PreBound> {
-    let listener = crate::api::server::bind_std(api, None)?;
-    if k.drop_capabilities
-        && let Err(e) = crate::daemon::privileges::drop_for(needs)
-    {
-        let _ = std::fs::remove_file(api);
-        return Err(e.into());
-    }
-    Ok(crate::daemon::PreBound::new(listener))
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -146,7 +128,8 @@ pub fn run_agent(args: AgentArgs, api: PathBuf) -> anyhow::Result<()> {
         l2: l2.is_some(),
         dataplane: dataplane.mode != crate::dataplane::Mode::Off,
     };
-    let api_listener = bind_and_drop(&args.kube, &api, needs)?;
+    let api_listener =
+        super::node::bind_api_then_drop(&api, None, args.kube.drop_capabilities, needs)?;
     let bound = api.clone();
     let config = AgentConfig {
         node: args.node,
@@ -201,7 +184,8 @@ pub fn run_operator(args: OperatorArgs, api: PathBuf) -> anyhow::Result<()> {
         l2: false,
         dataplane: false,
     };
-    let api_listener = bind_and_drop(&args.kube, &api, needs)?;
+    let api_listener =
+        super::node::bind_api_then_drop(&api, None, args.kube.drop_capabilities, needs)?;
     let bound = api.clone();
     let config = OperatorConfig {
         identity,

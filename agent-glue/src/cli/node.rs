@@ -164,3 +164,21 @@ impl DataplaneArgs {
         }
     }
 }
+
+/// Binds the local API socket (mode 0600, or 0660 with `group`) on the only thread there is,
+/// then, when `drop` is set, drops every capability `needs` does not call for: capabilities
+/// are per thread, so the runtime's threads are all born with the small set. Shared by
+/// `run`, `agent` and `operator`; on a failed drop the socket is removed again.
+pub fn bind_api_then_drop(
+    api: &std::path::Path,
+    group: Option<nix::unistd::Gid>,
+    drop: bool,
+    needs: crate::daemon::privileges::Needs,
+) -> anyhow::Result<crate::daemon::PreBound> {
+    let listener = crate::api::server::bind_std(api, group)?;
+    if drop && let Err(e) = crate::daemon::privileges::drop_for(needs) {
+        let _ = std::fs::remove_file(api);
+        return Err(e.into());
+    }
+    Ok(crate::daemon::PreBound::new(listener))
+}

@@ -113,21 +113,14 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
         .as_deref()
         .map(resolve_group)
         .transpose()?;
-    // Bound here, on the only thread there is, so that privileges can go before the
-    // runtime starts its threads (capabilities are per thread).
-    let listener = crate::api::server::bind_std(&api, api_group)?;
     let dataplane = args.dataplane.options();
-    if args.drop_capabilities {
-        let needs = crate::daemon::privileges::Needs {
-            bgp: true,
-            l2: l2.is_some(),
-            dataplane: dataplane.mode != crate::dataplane::Mode::Off,
-        };
-        if let Err(e) = crate::daemon::privileges::drop_for(needs) {
-            let _ = std::fs::remove_file(&api);
-            return Err(e.into());
-        }
-    }
+    let needs = crate::daemon::privileges::Needs {
+        bgp: true,
+        l2: l2.is_some(),
+        dataplane: dataplane.mode != crate::dataplane::Mode::Off,
+    };
+    let api_listener =
+        super::node::bind_api_then_drop(&api, api_group, args.drop_capabilities, needs)?;
     let opts = RunOptions {
         config_dir: args.config_dir,
         node: args.node,
@@ -142,7 +135,7 @@ pub fn run(args: RunArgs, api: PathBuf) -> anyhow::Result<()> {
         roles: crate::daemon::Roles::default(),
         bgp: true,
         api_group,
-        api_listener: crate::daemon::PreBound::new(listener),
+        api_listener,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -29,7 +29,7 @@ use super::announce::wait_established;
 use super::kernel::Monitor;
 use super::labs::{self, BenchLab, ORIGIN_DUT, SessionTimers};
 use super::origin::set_routes;
-use super::results::FailureRecord;
+use super::results::{FailureRecord, fraction};
 use super::sys::{load_average, unix_now};
 use super::tables::service_prefix;
 use super::{BenchError, BenchOptions, Dut, progress};
@@ -77,13 +77,6 @@ impl Case {
     pub fn parse(s: &str) -> Option<Case> {
         Case::ALL.into_iter().find(|c| c.name() == s)
     }
-}
-
-fn fraction(state: &mut u64) -> f64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    (*state >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Runs workload 4 for every DUT, timer pair and case.
@@ -207,7 +200,7 @@ impl<'a> Trial<'a> {
             opts,
             hold: t.hold_keepalive.map_or(90, |h| h.0),
         };
-        tr.recover(0.0)?;
+        tr.recover()?;
         Ok(tr)
     }
 }
@@ -218,11 +211,10 @@ impl Trial<'_> {
     }
 
     /// Session back and every route in the tor's kernel.
-    fn recover(&mut self, since: f64) -> Result<(), BenchError> {
+    fn recover(&mut self) -> Result<(), BenchError> {
         wait_established(self.lab(), Duration::from_secs(120))?;
         let want = self.want.clone();
         let (lab, prefixes) = (&self.b.lab, &self.prefixes);
-        let _ = since;
         Lab::wait_for(
             "the DUT's routes in the tor's kernel",
             Duration::from_secs(120),
@@ -307,7 +299,7 @@ impl Trial<'_> {
         let result = self.wait_deleted(t0);
         undo(&mut self.b.lab)?;
         let gone = result?;
-        self.recover(gone)?;
+        self.recover()?;
         Ok(gone - t0)
     }
 
@@ -356,7 +348,7 @@ impl Trial<'_> {
             .iter()
             .filter(|e| e.deleted && want.contains(&e.dst))
             .count();
-        self.recover(unix_now())?;
+        self.recover()?;
         let eor = eor.ok_or_else(|| {
             BenchError::Failed(format!(
                 "{}: no End-of-RIB from the DUT on the tor's link within 30 s of Established",

@@ -102,6 +102,17 @@ impl DirectoryStatus {
         )))
     }
 
+    /// Why nothing is written when the manifest directory itself is not there.
+    fn root_gone(&self) -> StatusError {
+        StatusError::Io {
+            path: self.root.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the manifest directory is gone",
+            ),
+        }
+    }
+
     fn apply(&self, update: &StatusUpdate) -> Result<(), StatusError> {
         let path = status_path(&self.root, update.kind(), &update.key())?;
         match Self::render(update)? {
@@ -110,13 +121,7 @@ impl DirectoryStatus {
                 // directory itself: one renamed away must not come back empty, holding
                 // only status (every process would then see every object deleted).
                 if !self.root.is_dir() {
-                    return Err(StatusError::Io {
-                        path: self.root.clone(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "the manifest directory is gone",
-                        ),
-                    });
+                    return Err(self.root_gone());
                 }
                 write_atomic(&path, text.as_bytes())
             }
@@ -275,13 +280,7 @@ impl DirectoryStatus {
         if writes && !self.root.is_dir() {
             for (i, s) in &steps {
                 if matches!(s, Step::Write(..)) {
-                    out[*i] = Some(Err(StatusError::Io {
-                        path: self.root.clone(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "the manifest directory is gone",
-                        ),
-                    }));
+                    out[*i] = Some(Err(self.root_gone()));
                 }
             }
         }
