@@ -974,6 +974,24 @@ pub(crate) fn parse_ip_routes(json: &str) -> Result<Vec<KernelRoute>, LabError> 
         .collect())
 }
 
+/// Runs `f` in a new thread that has entered the network namespace `ns` (a name under
+/// `/run/netns`) and returns its result; sockets it creates belong to that namespace and can
+/// be used from anywhere afterwards. The calling thread's namespace is untouched.
+pub fn in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path)?;
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        f()
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the thread in the namespace panicked"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

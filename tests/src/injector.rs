@@ -14,7 +14,6 @@
 //! Also: helpers that build attributes and UPDATEs octet by octet ([`attr`], [`update`]),
 //! and process measurements ([`rss_kib`], [`open_fds`]).
 
-use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -22,24 +21,9 @@ use std::time::{Duration, Instant};
 use bgp::wire::{
     Capability, DecodeContext, EncodeContext, Family, Message, Negotiated, Notification, Open,
 };
-use nix::sched::CloneFlags;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-/// Runs `f` in a new thread that has entered the network namespace `ns` (a name under
-/// `/run/netns`), and returns its result. The calling thread's namespace is untouched.
-pub fn in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = File::open(&path)?;
-        nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-        f()
-    })
-    .join()
-    .map_err(|_| io::Error::other("the thread in the namespace panicked"))?
-}
+pub use frr_lab::lab::in_netns;
 
 /// How to open the TCP connection.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use ipnet::IpNet;
 
 use super::BenchError;
-use super::peer::in_netns;
+use crate::lab::in_netns;
 
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {

@@ -17,7 +17,6 @@
 //! the very message that reached it, not of a later look.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,11 +30,11 @@ use bgp::wire::{
 };
 use bytes::Bytes;
 use ipnet::IpNet;
-use nix::sched::CloneFlags;
 use serde::Serialize;
 
 use super::BenchError;
 use super::sys::unix_now;
+use crate::lab::in_netns;
 
 /// How to reach the DUT and what to say in the OPEN.
 #[derive(Debug, Clone)]
@@ -242,21 +241,6 @@ pub struct Sent {
     pub messages: usize,
     /// Octets written.
     pub octets: usize,
-}
-
-/// Runs `f` in a thread that entered namespace `ns`; sockets it creates belong there.
-pub(crate) fn in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let fd = File::open(&path)?;
-        nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-        f()
-    })
-    .join()
-    .map_err(|_| io::Error::other("the thread in the namespace panicked"))?
 }
 
 fn connect_once(cfg: &PeerConfig) -> io::Result<TcpStream> {
